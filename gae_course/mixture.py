@@ -1,0 +1,716 @@
+r"""Gaussian mixture models fitted by expectation-maximisation, in NumPy float64.
+
+The model (Bishop, *Pattern Recognition and Machine Learning*, 2006, section 9.2):
+
+.. math::
+
+    p(x) = \sum_{k=1}^K \pi_k \, \mathcal N(x \mid \mu_k, \Sigma_k).
+
+EM alternates two steps (PRML eqs. 9.23-9.27), both implemented here as pure functions:
+
+* :func:`e_step` - responsibilities
+  :math:`\gamma_{ik} = \pi_k \mathcal N(x_i|\mu_k,\Sigma_k) / \sum_j \pi_j \mathcal N(x_i|\mu_j,\Sigma_j)`,
+  computed in log space with log-sum-exp so that far-away points do not underflow;
+* :func:`m_step` - :math:`N_k = \sum_i \gamma_{ik}`, :math:`\pi_k = N_k / n`,
+  :math:`\mu_k = \frac{1}{N_k}\sum_i \gamma_{ik} x_i`,
+  :math:`\Sigma_k = \frac{1}{N_k}\sum_i \gamma_{ik}(x_i-\mu_k)(x_i-\mu_k)^\top + \text{reg\_covar}\, I`.
+
+Densities go through the Cholesky factor of the *precision* (scikit-learn's convention): with
+:math:`U_k U_k^\top = \Sigma_k^{-1}`,
+:math:`\log \mathcal N(x|\mu_k,\Sigma_k) = -\tfrac{d}{2}\log 2\pi + \log\det U_k - \tfrac12 \|(x-\mu_k)U_k\|^2`,
+which needs one triangular factor per component and no matrix inverse at evaluation time.
+
+:class:`GaussianMixture` wraps the kernels with scikit-learn's interface (``fit``,
+``score_samples``, ``predict_proba``, ``sample``, ``bic``, ...). scikit-learn is the tests' oracle,
+never a dependency. Speed: the full-covariance kernels work on row blocks that stay in cache and
+use one matrix product across all components (see ``benchmarks/bench_mixture.py``).
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+
+import numpy as np
+
+COVARIANCE_TYPES = ("full", "diag", "spherical")
+INIT_PARAMS = ("kmeans", "k-means++", "random", "random_from_data")
+
+# Rows per block in the full-covariance kernels: a block's (rows, K, d) temporary stays
+# around 2 MB (in cache), instead of an (n, K, d) array streamed through main memory.
+_BLOCK_FLOATS = 2**18
+
+
+class ConvergenceWarning(UserWarning):
+    """EM stopped at ``max_iter`` before the log-likelihood gain fell below ``tol``."""
+
+
+class NotFittedError(ValueError, AttributeError):
+    """A method that needs fitted parameters was called before :meth:`GaussianMixture.fit`."""
+
+
+# --------------------------------------------------------------------------------------------
+# Input checks
+# --------------------------------------------------------------------------------------------
+
+
+def check_X(X, n_features=None, name="X"):
+    """Return X as a C-contiguous float64 array of shape (n_samples, n_features), or raise.
+
+    Nothing is reshaped: a 1-D array is refused with a hint, because guessing whether it is
+    one sample or one feature silently gives wrong answers.
+    """
+    X = np.asarray(X)
+    if X.dtype.kind not in "biuf":
+        raise ValueError(f"{name} must hold numbers; got dtype {X.dtype}.")
+    if X.ndim != 2:
+        raise ValueError(
+            f"{name} must be 2-D of shape (n_samples, n_features); got shape {X.shape}. "
+            "Use X.reshape(-1, 1) for a single feature or X.reshape(1, -1) for a single "
+            "sample; images of shape (n, 28, 28) become X.reshape(len(X), -1)."
+        )
+    X = np.ascontiguousarray(X, dtype=np.float64)
+    if not np.isfinite(X).all():
+        row = int(np.flatnonzero(~np.isfinite(X).all(axis=1))[0])
+        raise ValueError(
+            f"{name} contains NaN or infinity (first in row {row}); drop or impute those rows "
+            "before fitting a Gaussian mixture."
+        )
+    if n_features is not None and X.shape[1] != n_features:
+        raise ValueError(
+            f"{name} has {X.shape[1]} features but the mixture was fitted on {n_features}; "
+            "pass data with the same columns as at fit time."
+        )
+    return X
+
+
+def _check_covariance_type(covariance_type):
+    if covariance_type not in COVARIANCE_TYPES:
+        raise ValueError(
+            f"covariance_type must be one of {COVARIANCE_TYPES}; got {covariance_type!r}."
+        )
+
+
+# --------------------------------------------------------------------------------------------
+# Kernels
+# --------------------------------------------------------------------------------------------
+
+
+def logsumexp(a, axis=-1):
+    """log(sum(exp(a))) along ``axis`` without overflow or underflow (the max trick).
+
+    Rows that are all ``-inf`` give ``-inf`` (not NaN).
+    """
+    a_max = np.max(a, axis=axis, keepdims=True)
+    a_max = np.where(np.isfinite(a_max), a_max, 0.0)
+    with np.errstate(divide="ignore"):  # log(0) = -inf is the right answer there
+        out = np.log(np.sum(np.exp(a - a_max), axis=axis, keepdims=True)) + a_max
+    return np.squeeze(out, axis=axis)
+
+
+def compute_precision_cholesky(covariances, covariance_type="full"):
+    """Cholesky factors of the precision matrices, from covariances.
+
+    Parameters
+    ----------
+    covariances : ndarray
+        Shape (K, d, d) for 'full', (K, d) for 'diag', (K,) for 'spherical'.
+    covariance_type : {'full', 'diag', 'spherical'}
+
+    Returns
+    -------
+    precisions_cholesky : ndarray, same shape as ``covariances``
+        For 'full', upper-triangular ``U_k`` with ``U_k @ U_k.T == inv(covariances[k])``;
+        otherwise ``1 / sqrt(covariances)``.
+    """
+    _check_covariance_type(covariance_type)
+    covariances = np.asarray(covariances, dtype=np.float64)
+    message = (
+        "Fitting the mixture model failed because some components have ill-defined "
+        "(singular or non-positive) covariance matrices{where}. Try decreasing the number of "
+        "components, increasing reg_covar, or scaling the input data."
+    )
+    if covariance_type == "full":
+        try:
+            cov_chol = np.linalg.cholesky(covariances)  # (K, d, d), lower
+        except np.linalg.LinAlgError:
+            bad = [k for k, c in enumerate(covariances) if not _is_positive_definite(c)]
+            raise ValueError(message.format(where=f" (components {bad})")) from None
+        # inv(L).T is upper triangular; clear the rounding noise below its diagonal.
+        return np.triu(np.linalg.inv(cov_chol).transpose(0, 2, 1))
+    if np.any(covariances <= 0.0):
+        bad = np.flatnonzero(np.any(covariances.reshape(len(covariances), -1) <= 0.0, axis=1))
+        raise ValueError(message.format(where=f" (components {bad.tolist()})"))
+    return 1.0 / np.sqrt(covariances)
+
+
+def _is_positive_definite(matrix):
+    try:
+        np.linalg.cholesky(matrix)
+    except np.linalg.LinAlgError:
+        return False
+    return True
+
+
+def _log_det_cholesky(precisions_cholesky, covariance_type, n_features):
+    """log det of each precision Cholesky factor, shape (K,); it equals -0.5 log det Sigma_k."""
+    if covariance_type == "full":
+        diagonals = np.diagonal(precisions_cholesky, axis1=1, axis2=2)
+        return np.sum(np.log(diagonals), axis=1)
+    if covariance_type == "diag":
+        return np.sum(np.log(precisions_cholesky), axis=1)
+    return n_features * np.log(precisions_cholesky)
+
+
+def _block_rows(n_components, n_features):
+    return max(64, _BLOCK_FLOATS // max(1, n_components * n_features))
+
+
+def log_gaussian_density(X, means, precisions_cholesky, covariance_type="full"):
+    """log N(x_i | mu_k, Sigma_k) for every sample and component.
+
+    Parameters
+    ----------
+    X : ndarray of shape (n_samples, n_features)
+    means : ndarray of shape (n_components, n_features)
+    precisions_cholesky : ndarray
+        From :func:`compute_precision_cholesky`: (K, d, d), (K, d) or (K,).
+    covariance_type : {'full', 'diag', 'spherical'}
+
+    Returns
+    -------
+    log_prob : ndarray of shape (n_samples, n_components)
+    """
+    _check_covariance_type(covariance_type)
+    n_samples, n_features = X.shape
+    n_components = means.shape[0]
+    log_det = _log_det_cholesky(precisions_cholesky, covariance_type, n_features)
+    constant = -0.5 * n_features * math.log(2.0 * math.pi)
+
+    if covariance_type == "full":
+        # ||(x - mu_k) U_k||^2 for all k at once: x @ [U_1 | ... | U_K] is one matrix product
+        # of shape (rows, K*d); subtracting mu_k U_k and squaring happens per cache-sized block.
+        u_all = precisions_cholesky.transpose(1, 0, 2).reshape(n_features, -1)  # (d, K*d)
+        mu_u = np.einsum("kd,kde->ke", means, precisions_cholesky)  # (K, d)
+        mahalanobis = np.empty((n_samples, n_components))
+        step = _block_rows(n_components, n_features)
+        for start in range(0, n_samples, step):
+            y = X[start : start + step] @ u_all  # (rows, K*d)
+            y = y.reshape(len(y), n_components, n_features)  # (rows, K, d)
+            y -= mu_u
+            mahalanobis[start : start + step] = np.einsum("rkd,rkd->rk", y, y)
+    elif covariance_type == "diag":
+        # Expand ||(x - mu) / sigma||^2 into three matrix products (no (n, K, d) temporary).
+        precisions = precisions_cholesky**2  # (K, d)
+        mahalanobis = (
+            np.sum(means**2 * precisions, axis=1)
+            - 2.0 * (X @ (means * precisions).T)
+            + (X**2) @ precisions.T
+        )
+    else:  # spherical
+        precisions = precisions_cholesky**2  # (K,)
+        mahalanobis = (
+            np.sum(means**2, axis=1) * precisions
+            - 2.0 * (X @ means.T) * precisions
+            + np.outer(np.sum(X**2, axis=1), precisions)
+        )
+    return constant + log_det - 0.5 * mahalanobis
+
+
+def e_step(X, weights, means, precisions_cholesky, covariance_type="full"):
+    """Expectation step: log-responsibilities and the per-sample log-likelihood.
+
+    Parameters
+    ----------
+    X : ndarray of shape (n_samples, n_features)
+    weights : ndarray of shape (n_components,)
+    means : ndarray of shape (n_components, n_features)
+    precisions_cholesky : ndarray
+        (K, d, d), (K, d) or (K,) according to ``covariance_type``.
+    covariance_type : {'full', 'diag', 'spherical'}
+
+    Returns
+    -------
+    log_resp : ndarray of shape (n_samples, n_components)
+        log gamma_ik; ``exp(log_resp)`` has rows summing to one.
+    log_prob_norm : ndarray of shape (n_samples,)
+        log p(x_i) = logsumexp_k [log pi_k + log N(x_i | mu_k, Sigma_k)].
+    """
+    weighted_log_prob = log_gaussian_density(X, means, precisions_cholesky, covariance_type)
+    with np.errstate(divide="ignore"):  # a weight of exactly 0 is a legal -inf
+        weighted_log_prob += np.log(weights)
+    log_prob_norm = logsumexp(weighted_log_prob, axis=1)
+    log_resp = weighted_log_prob - log_prob_norm[:, np.newaxis]
+    return log_resp, log_prob_norm
+
+
+def m_step(X, resp, reg_covar=1e-6, covariance_type="full"):
+    """Maximisation step: mixture weights, means and covariances from responsibilities.
+
+    Parameters
+    ----------
+    X : ndarray of shape (n_samples, n_features)
+    resp : ndarray of shape (n_samples, n_components)
+        Responsibilities gamma_ik (rows sum to one).
+    reg_covar : float
+        Added to every variance so that a component collapsing onto a point, or a pixel that
+        never varies, keeps a positive-definite covariance.
+    covariance_type : {'full', 'diag', 'spherical'}
+
+    Returns
+    -------
+    weights : ndarray of shape (n_components,)
+    means : ndarray of shape (n_components, n_features)
+    covariances : ndarray
+        (K, d, d) for 'full', (K, d) for 'diag', (K,) for 'spherical'.
+    """
+    _check_covariance_type(covariance_type)
+    n_features = X.shape[1]
+    # + 10 eps: an empty component has N_k > 0, so no division by zero below.
+    nk = resp.sum(axis=0) + 10 * np.finfo(resp.dtype).eps  # (K,)
+    means = (resp.T @ X) / nk[:, np.newaxis]  # (K, d)
+    weights = nk / nk.sum()
+
+    if covariance_type == "full":
+        n_components = resp.shape[1]
+        covariances = np.zeros((n_components, n_features, n_features))
+        sqrt_resp = np.sqrt(resp)
+        step = _block_rows(1, n_features) * 4
+        for start in range(0, X.shape[0], step):
+            block = X[start : start + step]
+            for k in range(n_components):
+                # (x - mu_k) sqrt(gamma_ik): then W.T @ W is the weighted scatter, and NumPy
+                # computes a product of a matrix with its own transpose as one symmetric
+                # rank-k update (half the work of a general product).
+                w = block - means[k]
+                w *= sqrt_resp[start : start + step, k : k + 1]
+                covariances[k] += w.T @ w
+        covariances /= nk[:, np.newaxis, np.newaxis]
+        covariances[:, np.arange(n_features), np.arange(n_features)] += reg_covar
+        return weights, means, covariances
+
+    # diag / spherical: E[x^2] - mu^2, on data centred once so the subtraction loses nothing.
+    center = X.mean(axis=0)
+    Xc = X - center
+    means_c = means - center
+    variances = (resp.T @ (Xc * Xc)) / nk[:, np.newaxis] - means_c**2
+    variances = np.maximum(variances, 0.0) + reg_covar  # (K, d)
+    if covariance_type == "diag":
+        return weights, means, variances
+    return weights, means, variances.mean(axis=1)
+
+
+def log_likelihood(X, weights, means, covariances, covariance_type="full"):
+    """Mean log-likelihood per sample, (1/n) sum_i log sum_k pi_k N(x_i | mu_k, Sigma_k).
+
+    Parameters
+    ----------
+    X : ndarray of shape (n_samples, n_features)
+    weights : ndarray of shape (n_components,)
+    means : ndarray of shape (n_components, n_features)
+    covariances : ndarray
+        (K, d, d), (K, d) or (K,) according to ``covariance_type``.
+
+    Returns
+    -------
+    float
+    """
+    X = check_X(X)
+    precisions_cholesky = compute_precision_cholesky(covariances, covariance_type)
+    _, log_prob_norm = e_step(X, weights, means, precisions_cholesky, covariance_type)
+    return float(np.mean(log_prob_norm))
+
+
+# --------------------------------------------------------------------------------------------
+# Initialisation
+# --------------------------------------------------------------------------------------------
+
+
+def _squared_distances(X, centers):
+    """||x_i - c_j||^2, shape (n_samples, n_centers), clipped at 0 against rounding."""
+    d2 = np.sum(X**2, axis=1)[:, None] - 2.0 * (X @ centers.T) + np.sum(centers**2, axis=1)
+    return np.maximum(d2, 0.0)
+
+
+def kmeans_plusplus(X, n_components, rng):
+    """Greedy k-means++ seeding (Arthur & Vassilvitskii, 2007).
+
+    The first centre is a uniformly drawn point; each next one is drawn with probability
+    proportional to the squared distance to the nearest centre chosen so far. As in
+    scikit-learn, ``2 + log(K)`` candidates are drawn at each step and the one that lowers the
+    total squared distance most is kept.
+
+    Parameters
+    ----------
+    X : ndarray of shape (n_samples, n_features)
+    n_components : int
+    rng : numpy.random.Generator
+
+    Returns
+    -------
+    centers : ndarray of shape (n_components, n_features)
+    indices : ndarray of shape (n_components,)
+        Rows of X chosen as centres.
+    """
+    n_samples = X.shape[0]
+    if n_components > n_samples:
+        raise ValueError(
+            f"k-means++ cannot choose {n_components} centres from {n_samples} points; "
+            "use fewer components or more data."
+        )
+    n_trials = 2 + int(np.log(n_components))
+    indices = np.empty(n_components, dtype=np.int64)
+    indices[0] = rng.integers(n_samples)
+    closest = _squared_distances(X, X[indices[:1]])[:, 0]  # (n,)
+    for c in range(1, n_components):
+        total = closest.sum()
+        if total <= 0.0:  # every point coincides with a centre: any unused point will do
+            unused = np.setdiff1d(np.arange(n_samples), indices[:c])
+            indices[c] = rng.choice(unused)
+        else:
+            candidates = np.searchsorted(np.cumsum(closest), rng.uniform(size=n_trials) * total)
+            candidates = np.minimum(candidates, n_samples - 1)
+            d2 = np.minimum(closest, _squared_distances(X, X[candidates]).T)  # (trials, n)
+            best = int(np.argmin(d2.sum(axis=1)))
+            indices[c] = candidates[best]
+        closest = np.minimum(closest, _squared_distances(X, X[indices[c : c + 1]])[:, 0])
+    return X[indices].copy(), indices
+
+
+def kmeans(X, n_clusters, rng, max_iter=100, tol=1e-4):
+    """Lloyd's k-means from a k-means++ start: the default initialisation of EM.
+
+    Parameters
+    ----------
+    X : ndarray of shape (n_samples, n_features)
+    n_clusters : int
+    rng : numpy.random.Generator
+    max_iter : int
+    tol : float
+        Stop when the centres move less than ``tol`` times the mean feature variance.
+
+    Returns
+    -------
+    centers : ndarray of shape (n_clusters, n_features)
+    labels : ndarray of shape (n_samples,)
+    """
+    centers, _ = kmeans_plusplus(X, n_clusters, rng)
+    threshold = tol * np.mean(np.var(X, axis=0))
+    for _ in range(max_iter):
+        labels = np.argmin(_squared_distances(X, centers), axis=1)
+        counts = np.bincount(labels, minlength=n_clusters)
+        sums = np.zeros_like(centers)
+        np.add.at(sums, labels, X)
+        new_centers = centers.copy()
+        filled = counts > 0
+        new_centers[filled] = sums[filled] / counts[filled, None]
+        # An empty cluster restarts at the point farthest from its centre.
+        for j in np.flatnonzero(~filled):
+            far = np.argmax(_squared_distances(X, new_centers).min(axis=1))
+            new_centers[j] = X[far]
+        shift = np.sum((new_centers - centers) ** 2)
+        centers = new_centers
+        if shift <= threshold:
+            break
+    labels = np.argmin(_squared_distances(X, centers), axis=1)
+    return centers, labels
+
+
+# --------------------------------------------------------------------------------------------
+# The estimator
+# --------------------------------------------------------------------------------------------
+
+
+class GaussianMixture:
+    """A Gaussian mixture fitted by EM, with scikit-learn's interface.
+
+    Parameters
+    ----------
+    n_components : int
+    covariance_type : {'full', 'diag', 'spherical'}
+    tol : float
+        EM stops when the mean log-likelihood per sample rises by less than ``tol``.
+    reg_covar : float
+        Added to the diagonal of every covariance (see :func:`m_step`).
+    max_iter : int
+    n_init : int
+        Number of initialisations; the one with the highest final log-likelihood is kept.
+    init_params : {'kmeans', 'k-means++', 'random', 'random_from_data'}
+        How the first responsibilities are made: hard labels from k-means, from the nearest
+        k-means++ seed, random soft responsibilities, or the nearest of K random data points.
+    weights_init, means_init, precisions_init : ndarray, optional
+        User-given starting values (precisions, not covariances, as in scikit-learn). They
+        override the matching parameters from ``init_params``.
+    random_state : int, numpy.random.Generator or None
+
+    Attributes
+    ----------
+    weights_ : ndarray of shape (n_components,)
+    means_ : ndarray of shape (n_components, n_features)
+    covariances_, precisions_cholesky_ : ndarray
+        (K, d, d), (K, d) or (K,) according to ``covariance_type``.
+    converged_ : bool
+    n_iter_ : int
+    lower_bound_ : float
+        Mean log-likelihood per sample at the last E-step of the best initialisation.
+    log_likelihood_history_ : list of float
+        That mean log-likelihood at every EM iteration of the best initialisation, for plots.
+        EM guarantees it never decreases.
+    """
+
+    def __init__(
+        self,
+        n_components=1,
+        *,
+        covariance_type="full",
+        tol=1e-3,
+        reg_covar=1e-6,
+        max_iter=100,
+        n_init=1,
+        init_params="kmeans",
+        weights_init=None,
+        means_init=None,
+        precisions_init=None,
+        random_state=None,
+    ):
+        self.n_components = n_components
+        self.covariance_type = covariance_type
+        self.tol = tol
+        self.reg_covar = reg_covar
+        self.max_iter = max_iter
+        self.n_init = n_init
+        self.init_params = init_params
+        self.weights_init = weights_init
+        self.means_init = means_init
+        self.precisions_init = precisions_init
+        self.random_state = random_state
+
+    def __repr__(self):
+        return (
+            f"GaussianMixture(n_components={self.n_components}, "
+            f"covariance_type={self.covariance_type!r}, reg_covar={self.reg_covar})"
+        )
+
+    # -- checks ---------------------------------------------------------------------------
+
+    def _check_parameters(self, X):
+        n_samples, n_features = X.shape
+        K = self.n_components
+        if not (isinstance(K, (int, np.integer)) and K >= 1):
+            raise ValueError(f"n_components must be a positive integer; got {K!r}.")
+        if K > n_samples:
+            raise ValueError(
+                f"n_components={K} is more than n_samples={n_samples}: each component needs "
+                "at least one point. Use fewer components or more data."
+            )
+        _check_covariance_type(self.covariance_type)
+        if self.init_params not in INIT_PARAMS:
+            raise ValueError(f"init_params must be one of {INIT_PARAMS}; got {self.init_params!r}.")
+        for name, low in (("tol", 0.0), ("reg_covar", 0.0)):
+            if not getattr(self, name) >= low:
+                raise ValueError(f"{name} must be >= {low}; got {getattr(self, name)!r}.")
+        for name in ("max_iter", "n_init"):
+            if not getattr(self, name) >= 1:
+                raise ValueError(f"{name} must be >= 1; got {getattr(self, name)!r}.")
+        if self.weights_init is not None:
+            w = np.asarray(self.weights_init, dtype=np.float64)
+            if w.shape != (K,) or np.any(w < 0) or not np.isclose(w.sum(), 1.0):
+                raise ValueError(
+                    f"weights_init must be {K} non-negative numbers summing to 1; got shape "
+                    f"{w.shape} summing to {w.sum():.6g}."
+                )
+        if self.means_init is not None:
+            m = np.asarray(self.means_init)
+            if m.shape != (K, n_features):
+                raise ValueError(
+                    f"means_init must have shape (n_components, n_features) = {(K, n_features)}; "
+                    f"got {m.shape}."
+                )
+        if self.precisions_init is not None:
+            expected = {
+                "full": (K, n_features, n_features),
+                "diag": (K, n_features),
+                "spherical": (K,),
+            }[self.covariance_type]
+            p = np.asarray(self.precisions_init)
+            if p.shape != expected:
+                raise ValueError(
+                    f"precisions_init for covariance_type={self.covariance_type!r} must have "
+                    f"shape {expected}; got {p.shape}."
+                )
+
+    def _check_is_fitted(self):
+        if not hasattr(self, "means_"):
+            raise NotFittedError(
+                "This GaussianMixture is not fitted yet: call fit(X) before using it."
+            )
+
+    # -- fitting --------------------------------------------------------------------------
+
+    def _initial_resp(self, X, rng):
+        n_samples, K = X.shape[0], self.n_components
+        if self.init_params == "random":
+            resp = rng.uniform(size=(n_samples, K))
+            return resp / resp.sum(axis=1, keepdims=True)
+        if self.init_params == "kmeans":
+            _, labels = kmeans(X, K, rng)
+        else:
+            if self.init_params == "k-means++":
+                centers, _ = kmeans_plusplus(X, K, rng)
+            else:  # random_from_data
+                centers = X[rng.choice(n_samples, size=K, replace=False)]
+            labels = np.argmin(_squared_distances(X, centers), axis=1)
+        resp = np.zeros((n_samples, K))
+        resp[np.arange(n_samples), labels] = 1.0
+        return resp
+
+    def _initialize(self, X, rng):
+        # Skip the initial responsibilities entirely when the user gave every parameter.
+        if self.weights_init is None or self.means_init is None or self.precisions_init is None:
+            resp = self._initial_resp(X, rng)
+            weights, means, covariances = m_step(X, resp, self.reg_covar, self.covariance_type)
+        if self.weights_init is not None:
+            weights = np.array(self.weights_init, dtype=np.float64)
+        if self.means_init is not None:
+            means = np.array(self.means_init, dtype=np.float64)
+        if self.precisions_init is None:
+            precisions_cholesky = compute_precision_cholesky(covariances, self.covariance_type)
+        else:
+            precisions = np.array(self.precisions_init, dtype=np.float64)
+            if self.covariance_type == "full":
+                try:
+                    precisions_cholesky = np.linalg.cholesky(precisions)  # L L^T = P
+                except np.linalg.LinAlgError:
+                    raise ValueError(
+                        "precisions_init must hold symmetric positive-definite matrices."
+                    ) from None
+            else:
+                if np.any(precisions <= 0):
+                    raise ValueError("precisions_init must be positive.")
+                precisions_cholesky = np.sqrt(precisions)
+        return weights, means, precisions_cholesky
+
+    def fit(self, X, y=None):
+        """Run EM ``n_init`` times and keep the parameters with the highest log-likelihood.
+
+        Parameters
+        ----------
+        X : ndarray of shape (n_samples, n_features)
+        y : ignored
+
+        Returns
+        -------
+        self
+        """
+        X = check_X(X)
+        self._check_parameters(X)
+        rng = np.random.default_rng(self.random_state)
+        best = None
+        for _ in range(self.n_init):
+            weights, means, prec_chol = self._initialize(X, rng)
+            history, converged, covariances = [], False, None
+            lower_bound = -np.inf
+            for _ in range(self.max_iter):
+                previous = lower_bound
+                log_resp, log_prob_norm = e_step(X, weights, means, prec_chol, self.covariance_type)
+                weights, means, covariances = m_step(
+                    X, np.exp(log_resp), self.reg_covar, self.covariance_type
+                )
+                prec_chol = compute_precision_cholesky(covariances, self.covariance_type)
+                lower_bound = float(np.mean(log_prob_norm))
+                history.append(lower_bound)
+                if abs(lower_bound - previous) < self.tol:
+                    converged = True
+                    break
+            if best is None or lower_bound > best[0]:
+                best = (lower_bound, weights, means, covariances, prec_chol, converged, history)
+
+        lower_bound, weights, means, covariances, prec_chol, converged, history = best
+        if not converged:
+            warnings.warn(
+                f"EM did not converge in max_iter={self.max_iter} iterations (last gain "
+                f"{history[-1] - history[-2] if len(history) > 1 else float('nan'):.3g} > "
+                f"tol={self.tol}); raise max_iter or tol, or check the initialisation.",
+                ConvergenceWarning,
+                stacklevel=2,
+            )
+        self.weights_, self.means_ = weights, means
+        self.covariances_, self.precisions_cholesky_ = covariances, prec_chol
+        self.converged_, self.n_iter_ = converged, len(history)
+        self.lower_bound_, self.log_likelihood_history_ = lower_bound, history
+        self.n_features_in_ = X.shape[1]
+        self._rng = rng
+        return self
+
+    # -- using the fitted model -------------------------------------------------------------
+
+    def _e_step(self, X):
+        self._check_is_fitted()
+        X = check_X(X, n_features=self.n_features_in_)
+        return e_step(X, self.weights_, self.means_, self.precisions_cholesky_, self.covariance_type)
+
+    def score_samples(self, X):
+        """log p(x) for each row; returns ndarray of shape (n_samples,)."""
+        return self._e_step(X)[1]
+
+    def score(self, X, y=None):
+        """Mean log-likelihood per sample (float)."""
+        return float(np.mean(self.score_samples(X)))
+
+    def predict_proba(self, X):
+        """Responsibilities p(component | x); ndarray of shape (n_samples, n_components)."""
+        return np.exp(self._e_step(X)[0])
+
+    def predict(self, X):
+        """Most responsible component per row; ndarray of shape (n_samples,)."""
+        return np.argmax(self._e_step(X)[0], axis=1)
+
+    def fit_predict(self, X, y=None):
+        """Fit, then :meth:`predict` on the same data."""
+        return self.fit(X).predict(X)
+
+    def sample(self, n_samples=1, rng=None):
+        """Draw from the fitted mixture.
+
+        Parameters
+        ----------
+        n_samples : int
+        rng : numpy.random.Generator, optional
+            Defaults to the generator seeded by ``random_state`` at fit time.
+
+        Returns
+        -------
+        X : ndarray of shape (n_samples, n_features)
+        y : ndarray of shape (n_samples,)
+            Component of each draw (draws come grouped by component, as in scikit-learn).
+        """
+        self._check_is_fitted()
+        if n_samples < 1:
+            raise ValueError(f"n_samples must be >= 1; got {n_samples}.")
+        rng = self._rng if rng is None else rng
+        counts = rng.multinomial(n_samples, self.weights_)
+        d = self.n_features_in_
+        draws = []
+        for k, count in enumerate(counts):
+            z = rng.standard_normal((count, d))
+            if self.covariance_type == "full":
+                draws.append(self.means_[k] + z @ np.linalg.cholesky(self.covariances_[k]).T)
+            else:
+                draws.append(self.means_[k] + z * np.sqrt(self.covariances_[k]))
+        y = np.repeat(np.arange(self.n_components), counts)
+        return np.vstack(draws), y
+
+    def _n_parameters(self):
+        K, d = self.n_components, self.n_features_in_
+        cov_params = {"full": K * d * (d + 1) // 2, "diag": K * d, "spherical": K}
+        return cov_params[self.covariance_type] + K * d + K - 1
+
+    def bic(self, X):
+        """Bayesian information criterion: -2 log L + p log n (lower is better)."""
+        X = check_X(X, n_features=getattr(self, "n_features_in_", None))
+        return -2.0 * self.score(X) * len(X) + self._n_parameters() * np.log(len(X))
+
+    def aic(self, X):
+        """Akaike information criterion: -2 log L + 2 p (lower is better)."""
+        X = check_X(X, n_features=getattr(self, "n_features_in_", None))
+        return -2.0 * self.score(X) * len(X) + 2 * self._n_parameters()

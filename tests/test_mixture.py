@@ -1,0 +1,352 @@
+"""gae_course.mixture against scikit-learn and scipy, and by the laws EM obeys."""
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from scipy.stats import multivariate_normal
+from sklearn.mixture import GaussianMixture as SklearnGaussianMixture
+
+from gae_course import mixture
+from gae_course.mixture import ConvergenceWarning, GaussianMixture, NotFittedError
+
+COVARIANCE_TYPES = ["full", "diag", "spherical"]
+
+
+def blobs(rng, n_per=200, d=3, spread=(1.0, 0.5, 2.0), shift=4.0):
+    """Three overlapping Gaussian blobs with correlated noise, shape (3 * n_per, d)."""
+    parts = []
+    for k, s in enumerate(spread):
+        mixing = rng.normal(size=(d, d)) * s / np.sqrt(d) + np.eye(d) * s
+        parts.append(rng.normal(size=(n_per, d)) @ mixing + shift * (k - 1))
+    return np.vstack(parts)
+
+
+def random_params(rng, K, d, covariance_type):
+    weights = rng.dirichlet(np.ones(K))
+    means = rng.normal(size=(K, d)) * 2
+    if covariance_type == "full":
+        A = rng.normal(size=(K, d, d))
+        covariances = A @ A.transpose(0, 2, 1) + 0.5 * np.eye(d)
+    elif covariance_type == "diag":
+        covariances = rng.uniform(0.3, 2.0, size=(K, d))
+    else:
+        covariances = rng.uniform(0.3, 2.0, size=K)
+    return weights, means, covariances
+
+
+def as_full(covariances, covariance_type, d):
+    if covariance_type == "full":
+        return covariances
+    if covariance_type == "diag":
+        return np.stack([np.diag(c) for c in covariances])
+    return np.stack([np.eye(d) * c for c in covariances])
+
+
+def initial_precisions(covariance_type, K, d):
+    return {"full": np.stack([np.eye(d)] * K), "diag": np.ones((K, d)), "spherical": np.ones(K)}[
+        covariance_type
+    ]
+
+
+# ---------------------------------------------------------------------------------------------
+# Kernels against independent oracles
+# ---------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("covariance_type", COVARIANCE_TYPES)
+def test_log_gaussian_density_matches_scipy(covariance_type):
+    rng = np.random.default_rng(0)
+    K, d = 3, 4
+    _, means, covariances = random_params(rng, K, d, covariance_type)
+    X = rng.normal(size=(2000, d)) * 3  # more rows than one block: exercises the blocking
+    prec_chol = mixture.compute_precision_cholesky(covariances, covariance_type)
+    got = mixture.log_gaussian_density(X, means, prec_chol, covariance_type)
+    full = as_full(covariances, covariance_type, d)
+    expected = np.stack(
+        [multivariate_normal(means[k], full[k]).logpdf(X) for k in range(K)], axis=1
+    )
+    assert got.shape == (2000, K)
+    np.testing.assert_allclose(got, expected, rtol=1e-10, atol=1e-10)
+
+
+@pytest.mark.parametrize("covariance_type", COVARIANCE_TYPES)
+def test_precision_cholesky_factors_the_inverse(covariance_type):
+    rng = np.random.default_rng(1)
+    _, _, covariances = random_params(rng, 3, 4, covariance_type)
+    U = mixture.compute_precision_cholesky(covariances, covariance_type)
+    if covariance_type == "full":
+        np.testing.assert_allclose(U @ U.transpose(0, 2, 1), np.linalg.inv(covariances), rtol=1e-10)
+        assert np.allclose(np.tril(U, -1), 0.0)  # upper triangular
+    else:
+        np.testing.assert_allclose(U**2, 1.0 / covariances)
+
+
+@pytest.mark.parametrize("covariance_type", COVARIANCE_TYPES)
+def test_e_step_against_naive_bayes_rule(covariance_type):
+    rng = np.random.default_rng(2)
+    K, d = 3, 2
+    weights, means, covariances = random_params(rng, K, d, covariance_type)
+    X = rng.normal(size=(50, d))
+    prec_chol = mixture.compute_precision_cholesky(covariances, covariance_type)
+    log_resp, log_prob_norm = mixture.e_step(X, weights, means, prec_chol, covariance_type)
+    full = as_full(covariances, covariance_type, d)
+    joint = np.stack(
+        [weights[k] * multivariate_normal(means[k], full[k]).pdf(X) for k in range(K)], axis=1
+    )
+    np.testing.assert_allclose(np.exp(log_resp), joint / joint.sum(1, keepdims=True), rtol=1e-9)
+    np.testing.assert_allclose(log_prob_norm, np.log(joint.sum(1)), rtol=1e-10)
+
+
+def test_e_step_far_points_do_not_underflow():
+    """A point 1000 standard deviations away still gets finite, normalised responsibilities."""
+    means = np.array([[0.0, 0.0], [3.0, 0.0]])
+    prec_chol = mixture.compute_precision_cholesky(np.stack([np.eye(2)] * 2))
+    X = np.array([[1000.0, 0.0], [-1000.0, 5.0]])
+    log_resp, log_prob_norm = mixture.e_step(X, np.array([0.5, 0.5]), means, prec_chol)
+    assert np.all(np.isfinite(log_resp)) and np.all(np.isfinite(log_prob_norm))
+    np.testing.assert_allclose(np.exp(log_resp).sum(1), 1.0)
+    assert np.argmax(log_resp[0]) == 1 and np.argmax(log_resp[1]) == 0
+
+
+@pytest.mark.parametrize("covariance_type", COVARIANCE_TYPES)
+def test_m_step_against_textbook_formulas(covariance_type):
+    rng = np.random.default_rng(3)
+    n, K, d = 300, 3, 3
+    X = rng.normal(size=(n, d)) + 5.0  # offset: the centring in the kernel must not matter
+    resp = rng.dirichlet(np.ones(K), size=n)
+    weights, means, covariances = mixture.m_step(X, resp, reg_covar=1e-3,
+                                                 covariance_type=covariance_type)
+    nk = resp.sum(0)
+    np.testing.assert_allclose(weights, nk / n)
+    np.testing.assert_allclose(means, (resp.T @ X) / nk[:, None])
+    scatter = np.stack(
+        [(resp[:, k, None] * (X - means[k])).T @ (X - means[k]) / nk[k] for k in range(K)]
+    )
+    expected = {
+        "full": scatter + 1e-3 * np.eye(d),
+        "diag": np.diagonal(scatter, axis1=1, axis2=2) + 1e-3,
+        "spherical": np.diagonal(scatter, axis1=1, axis2=2).mean(1) + 1e-3,
+    }[covariance_type]
+    np.testing.assert_allclose(covariances, expected, rtol=1e-9)
+
+
+def test_log_likelihood_matches_scipy_mixture():
+    rng = np.random.default_rng(4)
+    weights, means, covariances = random_params(rng, 3, 2, "full")
+    X = rng.normal(size=(40, 2))
+    dens = sum(weights[k] * multivariate_normal(means[k], covariances[k]).pdf(X) for k in range(3))
+    assert mixture.log_likelihood(X, weights, means, covariances) == pytest.approx(
+        np.mean(np.log(dens)), rel=1e-10
+    )
+
+
+def test_logsumexp_handles_all_minus_infinity_rows():
+    a = np.array([[-np.inf, -np.inf], [1000.0, 1000.0]])
+    out = mixture.logsumexp(a, axis=1)
+    assert out[0] == -np.inf
+    assert out[1] == pytest.approx(1000.0 + np.log(2.0))
+
+
+# ---------------------------------------------------------------------------------------------
+# The estimator against scikit-learn, from the same initialisation
+# ---------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("covariance_type", COVARIANCE_TYPES)
+def test_fit_matches_sklearn_from_same_init(covariance_type):
+    rng = np.random.default_rng(5)
+    X = blobs(rng)
+    K, d = 3, X.shape[1]
+    settings_ = dict(
+        n_components=K, covariance_type=covariance_type, tol=1e-8, max_iter=1000,
+        reg_covar=1e-6, weights_init=np.full(K, 1 / K), means_init=X[[0, 250, 550]],
+        precisions_init=initial_precisions(covariance_type, K, d),
+    )
+    ours = GaussianMixture(**settings_).fit(X)
+    theirs = SklearnGaussianMixture(**settings_).fit(X)
+    assert ours.converged_ and theirs.converged_
+    assert ours.n_iter_ == theirs.n_iter_
+    assert abs(ours.score(X) - theirs.score(X)) < 1e-6
+    assert abs(ours.lower_bound_ - theirs.lower_bound_) < 1e-6
+    np.testing.assert_allclose(ours.score_samples(X), theirs.score_samples(X), atol=1e-6)
+    np.testing.assert_allclose(ours.weights_, theirs.weights_, atol=1e-7)
+    np.testing.assert_allclose(ours.means_, theirs.means_, atol=1e-7)
+    np.testing.assert_allclose(ours.covariances_, theirs.covariances_, atol=1e-7)
+    np.testing.assert_allclose(ours.predict_proba(X), theirs.predict_proba(X), atol=1e-7)
+    np.testing.assert_array_equal(ours.predict(X), theirs.predict(X))
+    assert ours.bic(X) == pytest.approx(theirs.bic(X), rel=1e-9)
+    assert ours.aic(X) == pytest.approx(theirs.aic(X), rel=1e-9)
+
+
+def test_history_ends_at_lower_bound_and_counts_iterations():
+    X = blobs(np.random.default_rng(6))
+    gm = GaussianMixture(3, random_state=0).fit(X)
+    assert len(gm.log_likelihood_history_) == gm.n_iter_
+    assert gm.log_likelihood_history_[-1] == gm.lower_bound_
+
+
+@pytest.mark.parametrize("init_params", mixture.INIT_PARAMS)
+def test_every_initialisation_finds_the_blobs(init_params):
+    rng = np.random.default_rng(7)
+    X = blobs(rng, spread=(0.5, 0.5, 0.5), shift=8.0)
+    gm = GaussianMixture(3, init_params=init_params, n_init=3, random_state=0).fit(X)
+    labels = gm.predict(X)
+    # each true blob of 200 points maps to a single component
+    for k in range(3):
+        assert len(np.unique(labels[200 * k : 200 * (k + 1)])) == 1
+    assert len(np.unique(labels)) == 3
+
+
+def test_n_init_keeps_the_best_run():
+    X = blobs(np.random.default_rng(8))
+    single = [GaussianMixture(3, init_params="random", random_state=s).fit(X).lower_bound_
+              for s in range(3)]
+    several = GaussianMixture(3, init_params="random", n_init=5, random_state=0).fit(X)
+    assert several.lower_bound_ >= min(single)
+    assert np.isfinite(several.lower_bound_)
+
+
+def test_same_seed_same_fit():
+    X = blobs(np.random.default_rng(9))
+    a = GaussianMixture(3, random_state=3).fit(X)
+    b = GaussianMixture(3, random_state=3).fit(X)
+    np.testing.assert_array_equal(a.means_, b.means_)
+
+
+def test_kmeans_plusplus_picks_distinct_rows_one_per_blob():
+    rng = np.random.default_rng(10)
+    X = blobs(rng, spread=(0.3, 0.3, 0.3), shift=20.0)
+    centers, indices = mixture.kmeans_plusplus(X, 3, rng)
+    assert centers.shape == (3, 3) and len(set(indices.tolist())) == 3
+    np.testing.assert_array_equal(centers, X[indices])
+    assert sorted((indices // 200).tolist()) == [0, 1, 2]
+
+
+def test_kmeans_recovers_blob_centres():
+    rng = np.random.default_rng(11)
+    X = blobs(rng, spread=(0.3, 0.3, 0.3), shift=10.0)
+    centers, labels = mixture.kmeans(X, 3, rng)
+    true = np.stack([X[200 * k : 200 * (k + 1)].mean(0) for k in range(3)])
+    order = np.argsort(centers[:, 0])
+    np.testing.assert_allclose(centers[order], true[np.argsort(true[:, 0])], atol=1e-8)
+    assert labels.shape == (600,)
+
+
+@pytest.mark.parametrize("covariance_type", COVARIANCE_TYPES)
+def test_sample_follows_the_fitted_mixture(covariance_type):
+    X = blobs(np.random.default_rng(12), spread=(0.5, 0.5, 0.5), shift=6.0)
+    gm = GaussianMixture(3, covariance_type=covariance_type, random_state=0).fit(X)
+    draws, comp = gm.sample(30_000)
+    assert draws.shape == (30_000, 3) and comp.shape == (30_000,)
+    np.testing.assert_allclose(np.bincount(comp, minlength=3) / 30_000, gm.weights_, atol=0.015)
+    for k in range(3):
+        np.testing.assert_allclose(draws[comp == k].mean(0), gm.means_[k], atol=0.06)
+    full = as_full(gm.covariances_, covariance_type, 3)
+    np.testing.assert_allclose(np.cov(draws[comp == 0].T), full[0], atol=0.06)
+
+
+# ---------------------------------------------------------------------------------------------
+# Laws
+# ---------------------------------------------------------------------------------------------
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    seed=st.integers(0, 2**31 - 1),
+    n_components=st.integers(1, 5),
+    n_features=st.integers(1, 4),
+    covariance_type=st.sampled_from(COVARIANCE_TYPES),
+    init_params=st.sampled_from(["random", "k-means++"]),
+)
+def test_em_never_lowers_the_log_likelihood(seed, n_components, n_features, covariance_type,
+                                            init_params):
+    rng = np.random.default_rng(seed)
+    X = rng.standard_t(df=3, size=(60, n_features)) * rng.uniform(0.1, 10)
+    gm = GaussianMixture(n_components, covariance_type=covariance_type, init_params=init_params,
+                         tol=0.0, max_iter=25, reg_covar=1e-6, random_state=seed)
+    with pytest.warns(ConvergenceWarning):  # tol=0 never stops early
+        gm.fit(X)
+    history = np.array(gm.log_likelihood_history_)
+    assert np.all(np.isfinite(history))
+    # Each EM step is an ascent step; allow rounding noise only.
+    assert np.all(np.diff(history) >= -1e-9 * (1 + np.abs(history[1:])))
+
+
+# ---------------------------------------------------------------------------------------------
+# Bad input and degenerate data
+# ---------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+def test_non_finite_input_is_refused(bad):
+    X = np.random.default_rng(0).normal(size=(20, 2))
+    X[7, 1] = bad
+    with pytest.raises(ValueError, match="NaN or infinity.*row 7"):
+        GaussianMixture(2).fit(X)
+
+
+def test_more_components_than_points_is_refused():
+    with pytest.raises(ValueError, match="more than n_samples=4.*fewer components"):
+        GaussianMixture(5).fit(np.zeros((4, 2)))
+
+
+def test_one_dimensional_input_is_refused_not_reshaped():
+    with pytest.raises(ValueError, match=r"2-D.*reshape\(-1, 1\)"):
+        GaussianMixture(2).fit(np.arange(10.0))
+
+
+def test_wrong_feature_count_at_predict_time():
+    gm = GaussianMixture(2, random_state=0).fit(np.random.default_rng(0).normal(size=(50, 3)))
+    for method in (gm.predict, gm.predict_proba, gm.score_samples, gm.score):
+        with pytest.raises(ValueError, match="has 2 features but the mixture was fitted on 3"):
+            method(np.zeros((5, 2)))
+
+
+def test_using_an_unfitted_model_says_fit_first():
+    with pytest.raises(NotFittedError, match=r"call fit\(X\)"):
+        GaussianMixture(2).predict(np.zeros((3, 2)))
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        (dict(covariance_type="tied"), "covariance_type must be one of"),
+        (dict(init_params="magic"), "init_params must be one of"),
+        (dict(reg_covar=-1.0), "reg_covar must be >= 0"),
+        (dict(max_iter=0), "max_iter must be >= 1"),
+        (dict(weights_init=[0.2, 0.2]), "weights_init must be 2 non-negative numbers summing to 1"),
+        (dict(means_init=np.zeros((3, 2))), r"means_init must have shape .*\(2, 2\)"),
+        (dict(precisions_init=np.ones((2, 2))), r"precisions_init .* shape \(2, 2, 2\)"),
+    ],
+)
+def test_bad_parameters_say_what_is_wrong(kwargs, message):
+    X = np.random.default_rng(0).normal(size=(30, 2))
+    with pytest.raises(ValueError, match=message):
+        GaussianMixture(2, **kwargs).fit(X)
+
+
+@pytest.mark.parametrize("covariance_type", COVARIANCE_TYPES)
+def test_collapsing_component_is_held_by_reg_covar(covariance_type):
+    """Twenty copies of one point: the component on them shrinks to reg_covar, never NaN."""
+    rng = np.random.default_rng(13)
+    X = np.vstack([np.tile([[5.0, 5.0]], (20, 1)), rng.normal(size=(80, 2))])
+    gm = GaussianMixture(3, covariance_type=covariance_type, reg_covar=1e-4, random_state=0,
+                         max_iter=200).fit(X)
+    for value in (gm.weights_, gm.means_, gm.covariances_, gm.score_samples(X)):
+        assert np.all(np.isfinite(value))
+    smallest = np.min(np.linalg.eigvalsh(as_full(gm.covariances_, covariance_type, 2)))
+    assert smallest >= 1e-4 * (1 - 1e-9)
+
+
+def test_singular_covariance_without_reg_covar_gives_advice():
+    X = np.vstack([np.tile([[1.0, 1.0]], (10, 1)), np.tile([[3.0, 3.0]], (10, 1))])
+    with pytest.raises(ValueError, match="ill-defined.*increasing reg_covar"):
+        GaussianMixture(2, reg_covar=0.0, random_state=0).fit(X)
+
+
+def test_non_convergence_is_its_own_warning_class():
+    X = blobs(np.random.default_rng(14))
+    assert issubclass(ConvergenceWarning, UserWarning)
+    with pytest.warns(ConvergenceWarning, match="max_iter=2"):
+        GaussianMixture(3, max_iter=2, tol=0.0, random_state=0).fit(X)

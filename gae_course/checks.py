@@ -1,0 +1,890 @@
+"""Check functions for the exercises: run a student's function on small fixed cases.
+
+Each check calls the reader's function on a few tiny, deterministic cases (n <= 30, d <= 3,
+K <= 3), compares every returned array with the verified version in
+:mod:`gae_course.mixture`, and either prints one line such as
+``e_step: all 4 cases pass ✓`` (and returns ``True``) or raises :class:`CheckFailed` with a
+message that says precisely what is off::
+
+    e_step is wrong on case 4 of 4: points far from every mean (exp underflows to 0.0)
+      inputs: X (5, 2), weights (3,), means (3, 2), covariances (3, 2, 2)
+    log_resp has wrong values: expected shape (5, 3); 12 of 15 entries differ (...).
+    First difference at log_resp[0, 0]: got inf, expected -0.470004.
+    12 value(s) are NaN or infinite where a finite number is expected.
+    HINT: use the max trick in log-sum-exp: ...
+    Your function also warned: RuntimeWarning: divide by zero encountered in log
+    To debug: inputs = checks.case_inputs('e_step', 4); e_step(*inputs.values())
+
+The comparison follows one recipe (:func:`_compare`): the type first (a NumPy array), then
+the shape and the dtype kind, then the values, with the tolerances of
+``np.testing.assert_allclose``. Checking the shape first matters: a broadcasting
+``abs(got - expected) < eps`` would let a (n, 1) column pass for a (n,) vector. When a wrong
+answer matches a known mistake (the answer that mistake gives is computed for the same
+case), the message ends with a HINT naming it.
+
+The exercises of chapter 1 (full covariances, plain NumPy) and their checks:
+
+=====================================================  ==========================
+``log_gaussian(X, mean, covariance) -> (n,)``           :func:`log_gaussian`
+``e_step(X, weights, means, covariances)``              :func:`e_step`
+``m_step(X, resp, reg_covar)``                          :func:`m_step`
+``log_likelihood(X, weights, means, covariances)``      :func:`log_likelihood`
+=====================================================  ==========================
+
+Equations: Bishop, *Pattern Recognition and Machine Learning* (2006), eqs. 2.43 (the
+Gaussian density) and 9.23-9.28 (EM for Gaussian mixtures).
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+import traceback
+import warnings
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from gae_course import mixture
+
+__all__ = ["CheckFailed", "log_gaussian", "e_step", "m_step", "log_likelihood", "case_inputs"]
+
+# Tolerances of the value comparison. Loose enough for any correct float64 route (inverse,
+# solve, Cholesky, scipy), tight enough that every mistake in the hints is caught.
+RTOL = 1e-5
+ATOL = 1e-8
+
+
+# Marks a hint that states a symptom ("rows do not sum to 1") rather than naming a mistake:
+# it is shown only when no specific mistake matches.
+_FALLBACK = "fallback"
+
+
+class CheckFailed(AssertionError):
+    """The reader's function gave a wrong answer; the message says what and where."""
+
+
+@dataclass(frozen=True)
+class _Case:
+    """One fixed input. ``inputs`` are passed positionally, in order."""
+
+    name: str
+    inputs: dict = field(default_factory=dict)
+
+
+# --------------------------------------------------------------------------------------------
+# The shared comparison
+# --------------------------------------------------------------------------------------------
+
+
+def _fmt(value):
+    value = float(value)
+    return repr(value) if not math.isfinite(value) else f"{value:.6g}"
+
+
+def _describe(obj):
+    if obj is None:
+        return "None (did you forget the `return` statement?)"
+    if isinstance(obj, np.ndarray):
+        return f"an array of shape {obj.shape}"
+    if isinstance(obj, (tuple, list)):
+        return f"a {type(obj).__name__} of {len(obj)} items"
+    return f"a {type(obj).__module__}.{type(obj).__qualname__}".replace("a builtins.", "a ")
+
+
+def _quietly(test, *args):
+    """Run a hint's test; a test that cannot apply (wrong shape, overflow...) is just False."""
+    with warnings.catch_warnings(), np.errstate(all="ignore"):
+        warnings.simplefilter("ignore")
+        try:
+            return bool(test(*args))
+        except Exception:  # noqa: BLE001 - a hint that does not apply is not an error
+            return False
+
+
+def _same(wrong, rtol=RTOL, atol=ATOL):
+    """A hint test: ``got`` equals the answer a known mistake gives (``wrong``)."""
+    wrong = np.asarray(wrong, dtype=np.float64)
+
+    def test(got):
+        return got.shape == wrong.shape and np.allclose(got, wrong, rtol=rtol, atol=atol)
+
+    return test
+
+
+def _matching_hints(got, hints, rtol, atol):
+    """The first known mistake that ``got`` matches; a fallback hint only if none does."""
+    specific, fallback = [], []
+    for test, text, *rest in hints:
+        if not callable(test):
+            test = _same(test, rtol, atol)
+        if _quietly(test, got):
+            (fallback if rest and rest[0] == _FALLBACK else specific).append(f"HINT: {text}")
+    return (specific or fallback)[:1]
+
+
+def _shape_hints(got, expected, rtol, atol):
+    """Hints for a shape mismatch that hold for any quantity."""
+    squeezed = tuple(s for s in got.shape if s != 1)
+    if got.size == expected.size and _quietly(
+        lambda: np.allclose(got.reshape(expected.shape), expected, rtol=rtol, atol=atol)
+    ) and got.shape != expected.shape[::-1]:
+        how = (
+            "drop the axis of length 1 (`.ravel()`, `[:, 0]`, or leave out `keepdims=True`)"
+            if squeezed == tuple(s for s in expected.shape if s != 1)
+            else f"reshape it to {expected.shape}"
+        )
+        return [f"HINT: the values are right, only the shape is off: {how}."]
+    if got.ndim > expected.ndim and squeezed == expected.shape:
+        return [
+            "HINT: an extra axis of length 1, as from `keepdims=True` or a (n, 1) column: "
+            "a broadcasting comparison would hide it, so drop it (`.ravel()` or `[:, 0]`)."
+        ]
+    if got.ndim == expected.ndim == 2 and got.shape == expected.shape[::-1]:
+        return ["HINT: the axes are swapped: transpose it (`.T`)."]
+    return []
+
+
+def _as_array(name, got, expected):
+    """``got`` as an ndarray, or CheckFailed when its type cannot be right."""
+    if expected.ndim == 0:  # a single number
+        if isinstance(got, (bool, np.bool_)):
+            raise CheckFailed(f"{name} should be a float, got the boolean {got!r}.")
+        if isinstance(got, (numbers.Real, np.ndarray, np.generic)):
+            return np.asarray(got)
+        raise CheckFailed(f"{name} should be a single float, got {_describe(got)}.")
+    if isinstance(got, np.ndarray):
+        return got
+    lines = [f"{name} should be a NumPy array of shape {expected.shape}, got {_describe(got)}."]
+    if hasattr(got, "detach"):
+        lines.append("HINT: this chapter works in NumPy: use NumPy, or `.detach().numpy()`.")
+    elif isinstance(got, (list, tuple)):
+        lines.append("HINT: build it with NumPy operations, or wrap the list in `np.array(...)`.")
+    elif isinstance(got, (numbers.Number, np.generic)):
+        lines.append("HINT: a single number came back: did you sum or average too many axes?")
+    raise CheckFailed("\n".join(lines))
+
+
+def _compare(name, got, expected, rtol=RTOL, atol=ATOL, hints=()):
+    """Raise :class:`CheckFailed` unless ``got`` matches ``expected``: type, shape, dtype, values.
+
+    Parameters
+    ----------
+    name : str
+        The quantity, as the reader's code calls it (``"log_resp"``); used in the message.
+    got : object
+        What the reader's function returned for this quantity.
+    expected : ndarray or float
+        The verified answer (float64).
+    rtol, atol : float
+        Value tolerances, as in ``np.testing.assert_allclose``.
+    hints : sequence of (test, text) or (test, text, _FALLBACK)
+        Known mistakes, most specific first: ``test`` is the wrong answer that mistake gives
+        (an array) or a predicate on ``got``. The first that matches adds ``text`` as a HINT;
+        hints marked ``_FALLBACK`` (symptoms, such as weights not summing to 1) are used only
+        when no specific one matches.
+    """
+    expected = np.asarray(expected, dtype=np.float64)
+    got = _as_array(name, got, expected)
+    shape_text = "a single number" if expected.ndim == 0 else f"shape {expected.shape}"
+
+    if got.shape != expected.shape:
+        lines = [
+            f"{name} has the wrong shape: expected {shape_text}, got "
+            + ("a single number." if got.ndim == 0 else f"shape {got.shape}.")
+        ]
+        lines += _shape_hints(got, expected, rtol, atol) if got.ndim and expected.ndim else []
+        lines += _matching_hints(got, hints, rtol, atol)
+        raise CheckFailed("\n".join(lines))
+
+    if got.dtype.kind != "f":
+        kind_hint = {
+            "i": "integers came back: start from a float array (e.g. np.zeros(..., dtype=float)), "
+            "and do not round.",
+            "u": "integers came back: start from a float array.",
+            "b": "booleans came back: return the numbers, not a comparison.",
+            "c": "complex numbers came back: did a square root or a log see a negative number?",
+            "O": "an object array came back: build it from numbers with NumPy operations.",
+        }.get(got.dtype.kind, "return float64 numbers.")
+        raise CheckFailed(
+            f"{name} has dtype {got.dtype}, expected floating point (float64).\nHINT: {kind_hint}"
+        )
+
+    with np.errstate(all="ignore"):
+        close = np.isclose(got, expected, rtol=rtol, atol=atol)
+    if close.all():
+        return
+
+    wrong = ~close
+    first = tuple(int(i) for i in np.argwhere(wrong)[0])
+    if expected.ndim == 0:
+        lines = [
+            f"{name} has the wrong value: got {_fmt(got)}, expected {_fmt(expected)} "
+            f"(rtol={rtol:g}, atol={atol:g})."
+        ]
+    else:
+        index = ", ".join(map(str, first))
+        lines = [
+            f"{name} has wrong values: expected {shape_text}; {int(wrong.sum())} of {wrong.size} "
+            f"entries differ (rtol={rtol:g}, atol={atol:g}).",
+            f"First difference at {name}[{index}]: got {_fmt(got[first])}, "
+            f"expected {_fmt(expected[first])}.",
+        ]
+    bad = ~np.isfinite(got) & np.isfinite(expected)
+    if bad.any() and expected.ndim > 0:
+        lines.append(
+            f"{int(bad.sum())} value(s) are NaN or infinite where a finite number is expected."
+        )
+    lines += _matching_hints(got, hints, rtol, atol)
+    raise CheckFailed("\n".join(lines))
+
+
+# --------------------------------------------------------------------------------------------
+# Running the reader's function
+# --------------------------------------------------------------------------------------------
+
+
+def _shapes(inputs):
+    parts = []
+    for key, value in inputs.items():
+        if isinstance(value, np.ndarray):
+            parts.append(f"{key} {value.shape}")
+        else:
+            parts.append(f"{key}={value!r}")
+    return ", ".join(parts)
+
+
+def _where(err, fn):
+    """'line N: code' of the reader's code where ``err`` was raised, if it can be found."""
+    frames = traceback.extract_tb(err.__traceback__)[1:]  # [0] is _call itself
+    code = getattr(fn, "__code__", None)
+    own = [f for f in frames if code is not None and f.filename == code.co_filename]
+    frame = (own or frames or [None])[-1]
+    if frame is None:
+        return ""
+    line = f": {frame.line.strip()}" if frame.line else ""
+    return f"\n  raised at line {frame.lineno}{line}"
+
+
+def _call(check_name, fn, case):
+    """Call ``fn`` on copies of the case's inputs; return (output, warning messages)."""
+    args = {k: v.copy() if isinstance(v, np.ndarray) else v for k, v in case.inputs.items()}
+    # Same floating-point reporting whatever the reader (or pytest) configured, and warnings
+    # recorded for the message rather than raised or printed halfway through the check.
+    with warnings.catch_warnings(record=True) as caught, np.errstate(
+        divide="warn", over="warn", invalid="warn", under="ignore"
+    ):
+        warnings.simplefilter("always")
+        try:
+            out = fn(*args.values())
+        except NotImplementedError:
+            raise CheckFailed(
+                f"{check_name} is not implemented yet: replace the `raise NotImplementedError` "
+                "with your code, then run this check again."
+            ) from None
+        except Exception as err:
+            raise CheckFailed(
+                f"{check_name} raised {type(err).__name__}: {err}\n"
+                f"  on case {case.name!r} with inputs {_shapes(case.inputs)}"
+                f"{_where(err, fn)}"
+            ) from err
+    for key, original in case.inputs.items():
+        # array_equal is also False when the shape changed
+        if isinstance(original, np.ndarray) and not np.array_equal(
+            args[key], original, equal_nan=True
+        ):
+            raise CheckFailed(
+                f"{check_name} changed its argument `{key}` in place (on case {case.name!r}).\n"
+                "HINT: work on new arrays, e.g. `diff = X - mean` instead of `X -= mean`; the "
+                "caller still needs the original values."
+            )
+    messages = []
+    for w in caught:
+        text = f"{w.category.__name__}: {w.message}"
+        if text not in messages:
+            messages.append(text)
+    return out, messages
+
+
+def _unpack(check_name, out, names):
+    """Split a returned tuple into its named parts, or explain what came back instead."""
+    if isinstance(out, (tuple, list)) and len(out) == len(names):
+        return out
+    together = ", ".join(names)
+    lines = [
+        f"{check_name} should return {len(names)} values, ({together}); got {_describe(out)}.",
+        f"HINT: end the function with `return {together}`.",
+    ]
+    raise CheckFailed("\n".join(lines))
+
+
+def _run(check_name, fn, cases, verify):
+    """Run every case through ``verify(case, output)``; print one line when all pass."""
+    if not callable(fn):
+        raise CheckFailed(
+            f"checks.{check_name} takes your function itself, e.g. `checks.{check_name}"
+            f"({check_name})` (no parentheses after it); got {_describe(fn)}."
+        )
+    all_warnings = []
+    for number, case in enumerate(cases, start=1):
+        out, caught = _call(check_name, fn, case)
+        all_warnings += [w for w in caught if w not in all_warnings]
+        try:
+            # the answers of known mistakes may divide by zero (N_k - 1 for a lone point)
+            with np.errstate(all="ignore"):
+                verify(case, out)
+        except CheckFailed as failure:
+            lines = [
+                f"{check_name} is wrong on case {number} of {len(cases)}: {case.name}",
+                f"  inputs: {_shapes(case.inputs)}",
+                str(failure),
+            ]
+            if caught:
+                lines.append("Your function also warned: " + "; ".join(caught))
+            lines.append(
+                f"To debug: inputs = checks.case_inputs({check_name!r}, {number}); "
+                f"{check_name}(*inputs.values())"
+            )
+            raise CheckFailed("\n".join(lines)) from None
+    line = f"{check_name}: all {len(cases)} cases pass ✓"
+    if all_warnings:
+        line += " (but it warned: " + "; ".join(all_warnings) + ")"
+    print(line)
+    return True
+
+
+# --------------------------------------------------------------------------------------------
+# The cases: tiny, deterministic, one of them numerically hard
+# --------------------------------------------------------------------------------------------
+
+
+def _spd(rng, d, scale=1.0):
+    """A random symmetric positive-definite (d, d) matrix, well conditioned."""
+    a = rng.normal(size=(d, d))
+    return scale * (a @ a.T / d + 0.3 * np.eye(d))
+
+
+def _softmax_rows(logits):
+    e = np.exp(logits - logits.max(axis=1, keepdims=True))
+    return e / e.sum(axis=1, keepdims=True)
+
+
+def _log_gaussian_cases():
+    cases = []
+    rng = np.random.default_rng(101)
+    cases.append(
+        _Case(
+            "standard normal in 2-D",
+            dict(X=rng.normal(size=(5, 2)), mean=np.zeros(2), covariance=np.eye(2)),
+        )
+    )
+    rng = np.random.default_rng(102)
+    covariance = _spd(rng, 3, scale=1.5)
+    mean = rng.normal(size=3)
+    X = mean + rng.normal(size=(10, 3)) @ np.linalg.cholesky(covariance).T
+    cases.append(_Case("correlated 3-D Gaussian", dict(X=X, mean=mean, covariance=covariance)))
+    cases.append(
+        _Case(
+            "1-D Gaussian with variance 4",
+            dict(
+                X=np.array([[-2.0], [0.0], [1.0], [5.0]]),
+                mean=np.array([1.0]),
+                covariance=np.array([[4.0]]),
+            ),
+        )
+    )
+    cases.append(
+        _Case(
+            "points far from the mean (their density underflows to 0.0)",
+            dict(
+                X=np.array([[60.0, -40.0], [-80.0, 30.0], [45.0, 90.0], [1.5, -1.0]]),
+                mean=np.array([1.0, -2.0]),
+                covariance=np.array([[2.0, 0.5], [0.5, 1.0]]),
+            ),
+        )
+    )
+    return cases
+
+
+def _mixture_cases():
+    """Inputs (X, weights, means, covariances) shared by e_step and log_likelihood."""
+    cases = []
+    rng = np.random.default_rng(201)
+    means = np.array([[-2.0, 0.0], [2.0, 1.0]])
+    covariances = np.array([[[0.5, 0.1], [0.1, 0.3]], [[0.4, -0.1], [-0.1, 0.6]]])
+    X = np.vstack([means[0] + 0.6 * rng.normal(size=(4, 2)),
+                   means[1] + 0.6 * rng.normal(size=(4, 2)),
+                   [[0.0, 0.5], [0.3, 0.2]]])  # two points in between: soft responsibilities
+    cases.append(
+        _Case(
+            "two clusters in 2-D",
+            dict(X=X, weights=np.array([0.3, 0.7]), means=means, covariances=covariances),
+        )
+    )
+    rng = np.random.default_rng(202)
+    means = 1.5 * rng.normal(size=(3, 3))
+    covariances = np.stack([_spd(rng, 3) for _ in range(3)])
+    cases.append(
+        _Case(
+            "three overlapping components in 3-D",
+            dict(
+                X=2.0 * rng.normal(size=(20, 3)),
+                weights=np.array([0.5, 0.2, 0.3]),
+                means=means,
+                covariances=covariances,
+            ),
+        )
+    )
+    rng = np.random.default_rng(203)
+    cases.append(
+        _Case(
+            "a single component (K = 1)",
+            dict(
+                X=rng.normal(size=(6, 2)),
+                weights=np.array([1.0]),
+                means=np.array([[0.5, -0.5]]),
+                covariances=np.array([[[1.0, 0.4], [0.4, 2.0]]]),
+            ),
+        )
+    )
+    cases.append(
+        _Case(
+            "points far from every mean (exp underflows to 0.0)",
+            dict(
+                # The first point is as far from component 0 as from component 1 (same
+                # covariance), so its responsibilities are 5/8 and 3/8, not 0 and 1.
+                X=np.array(
+                    [[1.5, -100.0], [60.0, 80.0], [-70.0, 50.0], [200.0, -150.0], [0.5, 0.5]]
+                ),
+                weights=np.array([0.5, 0.3, 0.2]),
+                means=np.array([[0.0, 0.0], [3.0, 0.0], [0.0, 3.0]]),
+                covariances=np.array(
+                    [0.5 * np.eye(2), 0.5 * np.eye(2), [[0.3, 0.05], [0.05, 0.2]]]
+                ),
+            ),
+        )
+    )
+    return cases
+
+
+def _m_step_cases():
+    cases = []
+    rng = np.random.default_rng(301)
+    X = np.vstack([[-2.0, 0.0] + 0.7 * rng.normal(size=(6, 2)),
+                   [2.0, 1.0] + 0.7 * rng.normal(size=(6, 2))])
+    resp = _softmax_rows(np.column_stack([-X[:, 0], X[:, 0]]))  # soft, by the sign of x
+    cases.append(
+        _Case("two components in 2-D, soft responsibilities", dict(X=X, resp=resp, reg_covar=1e-6))
+    )
+    rng = np.random.default_rng(302)
+    X = rng.normal(size=(30, 3)) * [1.0, 2.0, 0.5]
+    resp = _softmax_rows(2.0 * rng.normal(size=(30, 3)))
+    cases.append(
+        _Case("three components in 3-D with reg_covar = 0.1", dict(X=X, resp=resp, reg_covar=0.1))
+    )
+    rng = np.random.default_rng(303)
+    X = rng.normal(size=(9, 2))
+    labels = np.array([2, 0, 0, 0, 0, 1, 1, 1, 1])
+    cases.append(
+        _Case(
+            "component 2 owns a single point (singular without reg_covar)",
+            dict(X=X, resp=np.eye(3)[labels], reg_covar=1e-3),
+        )
+    )
+    rng = np.random.default_rng(304)
+    cases.append(
+        _Case(
+            "one component (K = 1): the plain mean and covariance",
+            dict(X=rng.normal(size=(8, 2)) @ [[1.0, 0.5], [0.0, 1.0]], resp=np.ones((8, 1)),
+                 reg_covar=1e-6),
+        )
+    )
+    return cases
+
+
+_CASES = {
+    "log_gaussian": _log_gaussian_cases,
+    "e_step": _mixture_cases,
+    "m_step": _m_step_cases,
+    "log_likelihood": _mixture_cases,
+}
+
+
+def case_inputs(check, number):
+    """The inputs of one case, to rerun it by hand: ``fn(*case_inputs("e_step", 4).values())``.
+
+    Parameters
+    ----------
+    check : {'log_gaussian', 'e_step', 'm_step', 'log_likelihood'}
+    number : int
+        The case number from the failure message (1-based).
+
+    Returns
+    -------
+    dict
+        Argument name -> value (fresh copies), in call order.
+    """
+    if check not in _CASES:
+        raise ValueError(f"check must be one of {sorted(_CASES)}; got {check!r}.")
+    cases = _CASES[check]()
+    if not 1 <= number <= len(cases):
+        raise ValueError(f"{check} has cases 1 to {len(cases)}; got {number}.")
+    inputs = cases[number - 1].inputs
+    return {k: np.copy(v) if isinstance(v, np.ndarray) else v for k, v in inputs.items()}
+
+
+# --------------------------------------------------------------------------------------------
+# Verified answers and the answers of known mistakes
+# --------------------------------------------------------------------------------------------
+
+_NO_WEIGHTS = (
+    "the mixing weights are missing: "
+    "log p(x_i) = logsumexp_k [log π_k + log N(x_i | μ_k, Σ_k)]."
+)
+_MAX_TRICK = (
+    "use the max trick in log-sum-exp: far from every mean, np.exp of the log-densities "
+    "underflows to 0.0 and np.log(0.0) = -inf (then -inf - -inf = NaN). Subtract each row's "
+    "maximum before np.exp and add it back after np.log (or use scipy.special.logsumexp)."
+)
+
+
+def _lse(a, axis):
+    return mixture.logsumexp(a, axis=axis)
+
+
+def _component_log_densities(X, means, covariances):
+    """log N(x_i | mu_k, Sigma_k), shape (n_samples, n_components), by the verified kernel."""
+    precisions_cholesky = mixture.compute_precision_cholesky(covariances)
+    return mixture.log_gaussian_density(X, means, precisions_cholesky)
+
+
+def _non_finite(expected):
+    def test(got):
+        return got.shape == np.shape(expected) and bool(
+            np.any(~np.isfinite(got) & np.isfinite(expected))
+        )
+
+    return test
+
+
+# --------------------------------------------------------------------------------------------
+# The checks
+# --------------------------------------------------------------------------------------------
+
+
+def log_gaussian(fn):
+    """Check ``fn(X, mean, covariance)``: log N(x_i | mean, covariance) for each row of X.
+
+    Parameters
+    ----------
+    fn : callable
+        ``fn(X, mean, covariance) -> ndarray of shape (n_samples,)`` with
+        ``X`` of shape (n_samples, n_features), ``mean`` (n_features,) and
+        ``covariance`` (n_features, n_features).
+
+    Returns
+    -------
+    True
+        When every case passes (and a line is printed).
+
+    Raises
+    ------
+    CheckFailed
+        Naming the case, the quantity, the expected shape and the first wrong entry, with a
+        HINT for the known mistakes: missing -d/2 log(2 pi), missing or mis-signed
+        -1/2 log det(covariance), missing 1/2 on the quadratic term, the covariance instead of
+        its inverse, the density instead of its log, log of an underflowed density, a (n, 1)
+        column.
+    """
+
+    def verify(case, got):
+        X, mean, covariance = case.inputs["X"], case.inputs["mean"], case.inputs["covariance"]
+        d = X.shape[1]
+        expected = _component_log_densities(X, mean[None], covariance[None])[:, 0]
+        half_log_2pi = 0.5 * d * math.log(2 * math.pi)
+        half_log_det = 0.5 * np.linalg.slogdet(covariance)[1]
+        quadratic = -2.0 * (expected + half_log_2pi + half_log_det)  # (x-mu)^T Sigma^-1 (x-mu)
+        diff = X - mean
+        with_covariance = np.einsum("ni,ij,nj->n", diff, covariance, diff)
+        hints = [
+            (expected + half_log_2pi,
+             "the constant -d/2 log(2π) is missing (d = X.shape[1], the number of features)."),
+            (expected - half_log_2pi,
+             "the constant is -d/2 log(2π): check the factor 1/2 (it is not -d log(2π))."),
+            (expected + half_log_det,
+             "the log-det term -1/2 log det(covariance) is missing "
+             "(np.linalg.slogdet(covariance)[1] gives log det)."),
+            (expected + 2 * half_log_det,
+             "the log-det term has the wrong sign: it is -1/2 log det(covariance)."),
+            (expected - half_log_det,
+             "the log-det term is -1/2 log det(covariance): the factor 1/2 is missing."),
+            (expected + half_log_2pi + half_log_det,
+             "the normalising constant is missing: add -d/2 log(2π) - 1/2 log det(covariance)."),
+            (expected - 0.5 * quadratic,
+             "the quadratic term is -1/2 (x-μ)ᵀ Σ⁻¹ (x-μ): the factor 1/2 is missing."),
+            (expected + quadratic,
+             "the quadratic term has the wrong sign: it is -1/2 (x-μ)ᵀ Σ⁻¹ (x-μ)."),
+            (expected + 0.5 * quadratic - 0.5 * with_covariance,
+             "the quadratic term uses the inverse covariance: (x-μ)ᵀ Σ⁻¹ (x-μ), e.g. "
+             "np.linalg.solve(covariance, diff.T), not the covariance itself."),
+            (np.exp(expected),
+             "these are densities: return the log density, computed in log space (no np.exp)."),
+            (_non_finite(expected),
+             "compute the log density directly in log space: the density of a point far from "
+             "the mean underflows to 0.0, and np.log(0.0) = -inf. Never take np.log of a "
+             "density (from np.exp or scipy.stats)."),
+            (lambda g: g.shape == expected.shape
+             and np.ptp(g - expected) < 1e-6 * (1 + np.abs(expected).max()),
+             "got - expected is the same for every point: the quadratic term is right, so the "
+             "normalising constant -d/2 log(2π) - 1/2 log det(covariance) is off.", _FALLBACK),
+        ]
+        _compare("log_density", got, expected, hints=hints)
+
+    return _run("log_gaussian", fn, _log_gaussian_cases(), verify)
+
+
+def e_step(fn):
+    """Check ``fn(X, weights, means, covariances) -> (log_resp, log_prob_norm)``.
+
+    Parameters
+    ----------
+    fn : callable
+        Returns ``log_resp`` of shape (n_samples, n_components), the log responsibilities
+        log γ_ik, and ``log_prob_norm`` of shape (n_samples,), log p(x_i). Inputs: ``X``
+        (n_samples, n_features), ``weights`` (n_components,), ``means``
+        (n_components, n_features), ``covariances`` (n_components, n_features, n_features).
+
+    Returns
+    -------
+    True
+        When every case passes (one of them has points far from every mean).
+
+    Raises
+    ------
+    CheckFailed
+        With a HINT for the known mistakes: no log-sum-exp normalisation (rows of
+        exp(log_resp) do not sum to 1), normalising over the wrong axis, missing log(weights),
+        responsibilities instead of their logs, naive log(sum(exp(...))) that underflows,
+        max instead of log-sum-exp, the outputs swapped, a (n, 1) column.
+    """
+
+    def verify(case, out):
+        X, weights, means, covariances = case.inputs.values()
+        n, K = len(X), len(weights)
+        log_resp, log_prob_norm = _unpack("e_step", out, ("log_resp", "log_prob_norm"))
+        precisions_cholesky = mixture.compute_precision_cholesky(covariances)
+        expected_log_resp, expected_norm = mixture.e_step(X, weights, means, precisions_cholesky)
+        log_density = _component_log_densities(X, means, covariances)
+        weighted = log_density + np.log(weights)
+        swapped = (
+            lambda g: np.shape(log_resp) == (n,) and np.shape(log_prob_norm) == (n, K),
+            "the two outputs are swapped: return (log_resp, log_prob_norm) in that order.",
+        )
+        _compare(
+            "log_resp",
+            log_resp,
+            expected_log_resp,
+            hints=[
+                swapped,
+                (_non_finite(expected_log_resp), _MAX_TRICK),
+                (weighted - _lse(weighted, axis=0)[None, :],
+                 "normalised over the samples: subtract logsumexp over the components "
+                 "(axis=1), one value per sample."),
+                (lambda g: not np.allclose(np.exp(g[np.isfinite(g).all(axis=1)]).sum(axis=1), 1.0),
+                 "rows of exp(log_resp) do not sum to 1: normalise with log-sum-exp: subtract "
+                 "logsumexp over components, log_resp = weighted_log_prob - "
+                 "logsumexp(weighted_log_prob, axis=1)[:, None].", _FALLBACK),
+                (log_density - _lse(log_density, axis=1)[:, None],
+                 "the mixing weights are missing: add np.log(weights) to each component's "
+                 "log-density before normalising."),
+                (np.exp(expected_log_resp),
+                 "these are responsibilities: return their logs, log_resp (no np.exp at the end)."),
+            ],
+        )
+        _compare(
+            "log_prob_norm",
+            log_prob_norm,
+            expected_norm,
+            hints=[
+                (_non_finite(expected_norm), _MAX_TRICK),
+                (lambda g: g.ndim == 0,
+                 "log_prob_norm has one value per sample, log p(x_i); the average over samples "
+                 "is the log-likelihood (the next exercise)."),
+                (lambda g: g.shape == (K,) and K != n,
+                 "one value per sample: take logsumexp over the components (axis=1), not over "
+                 "the samples."),
+                (_lse(log_density, axis=1), _NO_WEIGHTS),
+                (weighted.max(axis=1),
+                 "log p(x_i) sums over the components: use logsumexp over axis=1, not max."),
+                (weighted.sum(axis=1),
+                 "log p(x_i) is the log of a sum: use logsumexp over axis=1, not a sum of logs."),
+                (np.exp(expected_norm), "return log p(x_i), in log space (no np.exp)."),
+            ],
+        )
+
+    return _run("e_step", fn, _mixture_cases(), verify)
+
+
+def m_step(fn):
+    """Check ``fn(X, resp, reg_covar) -> (weights, means, covariances)``.
+
+    Parameters
+    ----------
+    fn : callable
+        Inputs: ``X`` (n_samples, n_features), ``resp`` (n_samples, n_components) whose rows
+        sum to 1, and the float ``reg_covar``. Returns ``weights`` (n_components,), ``means``
+        (n_components, n_features) and ``covariances``
+        (n_components, n_features, n_features), with ``reg_covar`` added to each diagonal.
+
+    Returns
+    -------
+    True
+        When every case passes (one has a component owning a single point).
+
+    Raises
+    ------
+    CheckFailed
+        With a HINT for the known mistakes: weights not divided by n (or uniform), unweighted
+        means, means divided by n or not at all, hard (argmax) assignments, covariances
+        divided by n or N_k - 1 instead of N_k (or off by any per-component factor),
+        reg_covar missing or added off the diagonal, data not centred, outer products not
+        weighted by the responsibilities.
+    """
+
+    def verify(case, out):
+        X, resp, reg_covar = case.inputs.values()
+        n, d = X.shape
+        K = resp.shape[1]
+        weights, means, covariances = _unpack("m_step", out, ("weights", "means", "covariances"))
+        expected_w, expected_means, expected_cov = mixture.m_step(X, resp, reg_covar)
+        nk = resp.sum(axis=0)
+        eye = np.eye(d)
+
+        _compare(
+            "weights",
+            weights,
+            expected_w,
+            hints=[
+                (lambda g: g.shape == (n,) and n != K,
+                 "sum the responsibilities over the samples (axis=0): N_k = resp.sum(axis=0) "
+                 "has one value per component."),
+                (nk, "weights are the soft counts divided by n: weights = N_k / n."),
+                (np.full(K, 1.0 / K),
+                 "weights are N_k / n (N_k = resp.sum(axis=0), the soft counts), not uniform."),
+                (lambda g: not np.isclose(g.sum(), 1.0),
+                 "the weights must sum to 1: weights = N_k / n.", _FALLBACK),
+            ],
+        )
+
+        hard = resp.argmax(axis=1)
+        hints = [
+            (np.tile(X.mean(axis=0), (K, 1)),
+             "the means are not weighted by the responsibilities: "
+             "means[k] = sum_i resp[i, k] x_i / N_k, i.e. resp.T @ X / N_k[:, None]."),
+            (resp.T @ X,
+             "divide the weighted sums by N_k (the soft counts): "
+             "means = resp.T @ X / N_k[:, None]."),
+            (resp.T @ X / n,
+             "divide by N_k (the soft counts), not n: means = resp.T @ X / N_k[:, None]."),
+            (lambda g: K == d and np.allclose(g, (resp.T @ X) / nk[None, :]),
+             "each row k is divided by its own N_k: use N_k[:, None], not N_k (which divides "
+             "the columns)."),
+        ]
+        if all(np.any(hard == k) for k in range(K)):
+            hints.append(
+                (np.stack([X[hard == k].mean(axis=0) for k in range(K)]),
+                 "use the soft responsibilities as weights, not a hard assignment (argmax).")
+            )
+        _compare("means", means, expected_means, hints=hints)
+
+        diff = X[None, :, :] - expected_means[:, None, :]  # (K, n, d)
+        scatter = np.einsum("nk,kni,knj->kij", resp, diff, diff)  # sum_i r_ik diff diff^T
+        ml = scatter / nk[:, None, None]  # maximum-likelihood covariances, no reg_covar
+        hints = [
+            (scatter / n + reg_covar * eye,
+             "divide by N_k (the soft counts), not n: covariances[k] = scatter_k / N_k + "
+             "reg_covar I."),
+            (scatter / n,
+             "divide by N_k (the soft counts), not n, and add reg_covar to the diagonal."),
+            (ml, "add reg_covar to the diagonal: covariances[k] += reg_covar * np.eye(d). It "
+                 "keeps a component that owns a single point from getting a singular covariance."),
+            (ml + reg_covar,
+             "add reg_covar to the diagonal only (reg_covar * np.eye(d)), not to every entry."),
+            (scatter / (nk - 1)[:, None, None] + reg_covar * eye,
+             "the maximum-likelihood covariance divides by N_k, not N_k - 1."),
+            (np.einsum("nk,ni,nj->kij", resp, X, X) / nk[:, None, None] + reg_covar * eye,
+             "centre the data with the new means first: diff = X - means[k]."),
+            (np.einsum("kni,knj->kij", diff, diff) / nk[:, None, None] + reg_covar * eye,
+             "weight each outer product by its responsibility resp[i, k]: "
+             "(resp[:, k, None] * diff).T @ diff / N_k."),
+            (lambda g: _off_by_factor(g - reg_covar * eye, ml),
+             "the covariances are off by a factor per component: check the normalisation, "
+             "divide the weighted scatter by N_k (the soft counts).", _FALLBACK),
+            (lambda g: not np.allclose(g, g.transpose(0, 2, 1)),
+             "covariance matrices are symmetric: compute (resp[:, k, None] * diff).T @ diff.",
+             _FALLBACK),
+        ]
+        _compare("covariances", covariances, expected_cov, hints=hints)
+
+    return _run("m_step", fn, _m_step_cases(), verify)
+
+
+def _off_by_factor(got, expected):
+    """True when got[k] == c_k * expected[k] for scalars c_k, not all 1."""
+    flat_g = got.reshape(len(got), -1)
+    flat_e = expected.reshape(len(expected), -1)
+    factors = np.sum(flat_g * flat_e, axis=1) / np.sum(flat_e * flat_e, axis=1)
+    return np.allclose(flat_g, factors[:, None] * flat_e, rtol=1e-6, atol=1e-9) and not np.allclose(
+        factors, 1.0
+    )
+
+
+def log_likelihood(fn):
+    """Check ``fn(X, weights, means, covariances) -> float``, the mean log-likelihood.
+
+    Parameters
+    ----------
+    fn : callable
+        Returns (1/n) sum_i log sum_k π_k N(x_i | μ_k, Σ_k) as one float. Inputs as for
+        :func:`e_step`.
+
+    Returns
+    -------
+    True
+        When every case passes (one of them has points far from every mean).
+
+    Raises
+    ------
+    CheckFailed
+        With a HINT for the known mistakes: the sum over samples instead of the mean,
+        per-sample values instead of their mean, missing log(weights), max instead of
+        log-sum-exp, log of the mean likelihood, the wrong sign, naive log(sum(exp(...))) that
+        underflows.
+    """
+
+    def verify(case, got):
+        X, weights, means, covariances = case.inputs.values()
+        n = len(X)
+        expected = mixture.log_likelihood(X, weights, means, covariances)
+        log_density = _component_log_densities(X, means, covariances)
+        weighted = log_density + np.log(weights)
+        per_sample = _lse(weighted, axis=1)
+        hints = [
+            (per_sample,
+             "these are the per-sample log p(x_i): return their average, np.mean(...), a "
+             "single number."),
+            (lambda g: g.ndim > 0,
+             "return a single number: the average over samples of log p(x_i).", _FALLBACK),
+            (n * expected, "return the average over samples (np.mean), not the sum."),
+            (np.mean(_lse(log_density, axis=1)), _NO_WEIGHTS),
+            (np.mean(weighted.max(axis=1)),
+             "log p(x_i) sums over the components: use logsumexp over axis=1, not max."),
+            (_lse(per_sample, axis=0) - math.log(n),
+             "average the log-likelihoods, not the likelihoods: the mean of log p(x_i), "
+             "not the log of the mean of p(x_i)."),
+            (-expected, "the sign is flipped: return the log-likelihood, not its negative."),
+            (_non_finite(np.asarray(expected)), _MAX_TRICK),
+        ]
+        _compare("log_likelihood", got, expected, hints=hints)
+
+    return _run("log_likelihood", fn, _mixture_cases(), verify)

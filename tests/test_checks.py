@@ -1,0 +1,364 @@
+"""Tests for gae_course.checks: each check passes the solution and explains typical mistakes.
+
+The reference functions below are the chapter 1 exercise solutions, written the way a reader
+would write them: plain NumPy, full covariances, one idea per line. They are independent of
+``gae_course.mixture`` (which computes the checks' expected answers), so a pass here also
+confirms the verified package against a second implementation.
+
+The wrong answers after them are the mistakes readers really make; each test asserts that the
+check fails with a message naming the problem.
+"""
+
+import numpy as np
+import pytest
+
+from gae_course import checks
+from gae_course.checks import CheckFailed
+
+# --------------------------------------------------------------------------------------------
+# Solutions (chapter 1 exercises)
+# --------------------------------------------------------------------------------------------
+
+
+def log_gaussian(X, mean, covariance):
+    """log N(x_i | mean, covariance) for every row of X; shape (n_samples,)."""
+    n_features = X.shape[1]
+    # covariance = L L^T, so log det(covariance) = 2 sum(log diag L) and the Mahalanobis
+    # distance (x - mean)^T covariance^-1 (x - mean) is |L^-1 (x - mean)|^2: no inverse needed.
+    L = np.linalg.cholesky(covariance)
+    diff = X - mean  # (n, d)
+    z = np.linalg.solve(L, diff.T)  # (d, n)
+    mahalanobis = np.sum(z**2, axis=0)  # (n,)
+    log_det = 2.0 * np.sum(np.log(np.diag(L)))
+    return -0.5 * (n_features * np.log(2.0 * np.pi) + log_det + mahalanobis)
+
+
+def logsumexp(a, axis):
+    """log(sum(exp(a), axis)) with the max trick: nothing underflows to log(0)."""
+    a_max = np.max(a, axis=axis, keepdims=True)
+    return np.squeeze(a_max, axis=axis) + np.log(np.sum(np.exp(a - a_max), axis=axis))
+
+
+def e_step(X, weights, means, covariances):
+    """Log responsibilities (n_samples, n_components) and log p(x_i) (n_samples,)."""
+    # log pi_k + log N(x_i | mu_k, Sigma_k), one column per component: (n, K)
+    weighted_log_prob = np.column_stack(
+        [np.log(w) + log_gaussian(X, m, c) for w, m, c in zip(weights, means, covariances)]
+    )
+    log_prob_norm = logsumexp(weighted_log_prob, axis=1)  # (n,)
+    log_resp = weighted_log_prob - log_prob_norm[:, None]  # (n, K); exp rows sum to 1
+    return log_resp, log_prob_norm
+
+
+def m_step(X, resp, reg_covar):
+    """Weights (K,), means (K, d) and covariances (K, d, d) from responsibilities (n, K)."""
+    n_samples, n_features = X.shape
+    nk = resp.sum(axis=0)  # soft counts N_k, (K,)
+    weights = nk / n_samples
+    means = resp.T @ X / nk[:, None]  # (K, d)
+    covariances = np.empty((len(nk), n_features, n_features))
+    for k in range(len(nk)):
+        diff = X - means[k]  # (n, d)
+        covariances[k] = (resp[:, k, None] * diff).T @ diff / nk[k]
+        covariances[k] += reg_covar * np.eye(n_features)  # keeps Sigma_k invertible
+    return weights, means, covariances
+
+
+def log_likelihood(X, weights, means, covariances):
+    """Mean log-likelihood per sample, (1/n) sum_i log p(x_i)."""
+    _, log_prob_norm = e_step(X, weights, means, covariances)
+    return float(np.mean(log_prob_norm))
+
+
+SOLUTIONS = {
+    "log_gaussian": log_gaussian,
+    "e_step": e_step,
+    "m_step": m_step,
+    "log_likelihood": log_likelihood,
+}
+
+
+# --------------------------------------------------------------------------------------------
+# Typical mistakes
+# --------------------------------------------------------------------------------------------
+
+
+def _stub(*args):
+    raise NotImplementedError
+
+
+# log_gaussian ------------------------------------------------------------------------------
+
+
+def lg_no_log_det(X, mean, covariance):
+    diff = X - mean
+    mahalanobis = np.sum(diff @ np.linalg.inv(covariance) * diff, axis=1)
+    return -0.5 * (X.shape[1] * np.log(2 * np.pi) + mahalanobis)
+
+
+def lg_no_2pi(X, mean, covariance):
+    diff = X - mean
+    mahalanobis = np.sum(diff @ np.linalg.inv(covariance) * diff, axis=1)
+    return -0.5 * (np.linalg.slogdet(covariance)[1] + mahalanobis)
+
+
+def lg_column(X, mean, covariance):
+    return log_gaussian(X, mean, covariance)[:, None]  # (n, 1) instead of (n,)
+
+
+def lg_log_of_density(X, mean, covariance):
+    d = X.shape[1]
+    diff = X - mean
+    mahalanobis = np.sum(diff @ np.linalg.inv(covariance) * diff, axis=1)
+    density = np.exp(-0.5 * mahalanobis) / np.sqrt((2 * np.pi) ** d * np.linalg.det(covariance))
+    return np.log(density)  # log(0.0) = -inf far from the mean
+
+
+def lg_covariance_not_inverse(X, mean, covariance):
+    diff = X - mean
+    mahalanobis = np.sum(diff @ covariance * diff, axis=1)
+    return -0.5 * (X.shape[1] * np.log(2 * np.pi) + np.linalg.slogdet(covariance)[1] + mahalanobis)
+
+
+# e_step ------------------------------------------------------------------------------------
+
+
+def _weighted_log_prob(X, weights, means, covariances):
+    return np.column_stack(
+        [np.log(w) + log_gaussian(X, m, c) for w, m, c in zip(weights, means, covariances)]
+    )
+
+
+def es_not_normalised(X, weights, means, covariances):
+    weighted = _weighted_log_prob(X, weights, means, covariances)
+    return weighted, logsumexp(weighted, axis=1)  # log_resp left unnormalised
+
+
+def es_naive_logsumexp(X, weights, means, covariances):
+    weighted = _weighted_log_prob(X, weights, means, covariances)
+    log_prob_norm = np.log(np.sum(np.exp(weighted), axis=1))  # exp underflows to 0
+    return weighted - log_prob_norm[:, None], log_prob_norm
+
+
+def es_no_weights(X, weights, means, covariances):
+    log_density = np.column_stack([log_gaussian(X, m, c) for m, c in zip(means, covariances)])
+    log_prob_norm = logsumexp(log_density, axis=1)
+    return log_density - log_prob_norm[:, None], log_prob_norm
+
+
+def es_keepdims(X, weights, means, covariances):
+    log_resp, log_prob_norm = e_step(X, weights, means, covariances)
+    return log_resp, log_prob_norm[:, None]  # (n, 1)
+
+
+def es_only_log_resp(X, weights, means, covariances):
+    return e_step(X, weights, means, covariances)[0]
+
+
+# m_step ------------------------------------------------------------------------------------
+
+
+def ms_divide_by_n(X, resp, reg_covar):
+    weights, means, _ = m_step(X, resp, reg_covar)
+    n, d = X.shape
+    covariances = np.stack(
+        [(resp[:, k, None] * (X - means[k])).T @ (X - means[k]) / n for k in range(len(means))]
+    )
+    return weights, means, covariances + reg_covar * np.eye(d)
+
+
+def ms_no_reg_covar(X, resp, reg_covar):
+    return m_step(X, resp, 0.0)
+
+
+def ms_unweighted_means(X, resp, reg_covar):
+    weights, _, covariances = m_step(X, resp, reg_covar)
+    means = np.tile(X.mean(axis=0), (resp.shape[1], 1))
+    return weights, means, covariances
+
+
+def ms_weights_are_counts(X, resp, reg_covar):
+    _, means, covariances = m_step(X, resp, reg_covar)
+    return resp.sum(axis=0), means, covariances
+
+
+# log_likelihood ----------------------------------------------------------------------------
+
+
+def ll_sum(X, weights, means, covariances):
+    return float(np.sum(e_step(X, weights, means, covariances)[1]))
+
+
+def ll_naive(X, weights, means, covariances):
+    weighted = _weighted_log_prob(X, weights, means, covariances)
+    return float(np.mean(np.log(np.sum(np.exp(weighted), axis=1))))
+
+
+def ll_per_sample(X, weights, means, covariances):
+    return e_step(X, weights, means, covariances)[1]
+
+
+def ll_max(X, weights, means, covariances):
+    return float(np.mean(np.max(_weighted_log_prob(X, weights, means, covariances), axis=1)))
+
+
+MISTAKES = [
+    # (check, wrong function, regex the message must match)
+    ("log_gaussian", lg_no_log_det, r"log-det term -1/2 log det\(covariance\) is missing"),
+    ("log_gaussian", lg_no_2pi, r"-d/2 log\(2π\) is missing"),
+    ("log_gaussian", lg_column, r"expected shape \(5,\), got shape \(5, 1\)(.|\n)*drop the axis"),
+    ("log_gaussian", lg_log_of_density, r"underflows to 0\.0(.|\n)*log space"),
+    ("log_gaussian", lg_covariance_not_inverse, r"inverse covariance"),
+    ("e_step", es_not_normalised, r"normalise with log-sum-exp: subtract logsumexp over comp"),
+    ("e_step", es_naive_logsumexp, r"case 4 of 4(.|\n)*max trick in log-sum-exp"),
+    ("e_step", es_no_weights, r"np\.log\(weights\)"),
+    ("e_step", es_keepdims, r"log_prob_norm has the wrong shape(.|\n)*drop the axis of length 1"),
+    ("e_step", es_only_log_resp, r"should return 2 values, \(log_resp, log_prob_norm\)"),
+    ("m_step", ms_divide_by_n, r"covariances(.|\n)*divide by N_k \(the soft counts\), not n"),
+    ("m_step", ms_no_reg_covar, r"add reg_covar to the diagonal"),
+    ("m_step", ms_unweighted_means, r"means are not weighted by the responsibilities"),
+    ("m_step", ms_weights_are_counts, r"weights = N_k / n"),
+    ("log_likelihood", ll_sum, r"return the average over samples \(np\.mean\), not the sum"),
+    ("log_likelihood", ll_naive, r"case 4 of 4(.|\n)*max trick"),
+    ("log_likelihood", ll_per_sample, r"expected a single number(.|\n)*return their average"),
+    ("log_likelihood", ll_max, r"logsumexp over axis=1, not max"),
+]
+
+
+def _check(name):
+    return getattr(checks, name)
+
+
+# --------------------------------------------------------------------------------------------
+# Tests
+# --------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", sorted(SOLUTIONS))
+def test_check_passes_the_solution(name, capsys):
+    assert _check(name)(SOLUTIONS[name]) is True
+    out = capsys.readouterr().out
+    assert out == f"{name}: all 4 cases pass ✓\n"
+
+
+@pytest.mark.parametrize("name", sorted(SOLUTIONS))
+def test_stub_gets_a_friendly_message(name):
+    with pytest.raises(CheckFailed) as info:
+        _check(name)(_stub)
+    assert str(info.value) == (
+        f"{name} is not implemented yet: replace the `raise NotImplementedError` with your "
+        "code, then run this check again."
+    )
+    # no chained NotImplementedError traceback above the message
+    assert info.value.__cause__ is None and info.value.__suppress_context__
+
+
+@pytest.mark.parametrize(
+    "name, wrong, match", MISTAKES, ids=[f"{name}-{wrong.__name__}" for name, wrong, _ in MISTAKES]
+)
+def test_check_explains_a_typical_mistake(name, wrong, match):
+    with pytest.raises(CheckFailed, match=match):
+        _check(name)(wrong)
+
+
+def test_every_check_is_tested_on_at_least_two_mistakes():
+    for name in SOLUTIONS:
+        assert sum(check == name for check, _, _ in MISTAKES) >= 2
+
+
+def test_message_names_quantity_expected_shape_and_first_difference():
+    with pytest.raises(CheckFailed) as info:
+        checks.m_step(ms_divide_by_n)
+    message = str(info.value)
+    assert message.startswith("m_step is wrong on case 1 of 4: two components in 2-D")
+    assert "inputs: X (12, 2), resp (12, 2), reg_covar=1e-06" in message
+    assert "covariances has wrong values: expected shape (2, 2, 2)" in message
+    assert "First difference at covariances[0, 0, 0]: got " in message
+    assert "checks.case_inputs('m_step', 1)" in message
+    # one hint, the specific one ("not n"), not also the generic "off by a factor"
+    assert message.count("HINT:") == 1
+    assert "HINT: divide by N_k (the soft counts), not n" in message
+
+
+def test_naive_logsumexp_message_reports_the_nans_and_warnings():
+    with pytest.raises(CheckFailed) as info:
+        checks.e_step(es_naive_logsumexp)
+    message = str(info.value)
+    assert "points far from every mean" in message
+    # log p(x_0) underflowed to -inf, so log_resp = weighted_log_prob - (-inf) = +inf
+    assert "First difference at log_resp[0, 0]: got inf, expected -0.470004" in message
+    assert "NaN or infinite where a finite number is expected" in message
+    assert "Your function also warned: RuntimeWarning: divide by zero encountered in log" in message
+
+
+def test_compare_refuses_a_column_for_a_vector():
+    # The house-style example: a broadcasting abs(a - b) < eps would let this pass.
+    expected = r"x has the wrong shape: expected shape \(3,\), got shape \(3, 1\)"
+    with pytest.raises(CheckFailed, match=expected):
+        checks._compare("x", np.zeros((3, 1)), np.zeros(3))
+
+
+def test_compare_checks_type_dtype_and_values():
+    checks._compare("x", np.array([1.0, 2.0]), np.array([1.0, 2.0 + 1e-9]))
+    checks._compare("s", 0.5, 0.5)
+    with pytest.raises(CheckFailed, match=r"x should be a NumPy array of shape \(2,\), got a list"):
+        checks._compare("x", [1.0, 2.0], np.array([1.0, 2.0]))
+    with pytest.raises(CheckFailed, match=r"got None \(did you forget the `return` statement\?\)"):
+        checks._compare("x", None, np.array([1.0, 2.0]))
+    with pytest.raises(CheckFailed, match=r"x has dtype int64, expected floating point"):
+        checks._compare("x", np.array([1, 2]), np.array([1.0, 2.0]))
+    with pytest.raises(CheckFailed, match=r"First difference at x\[1, 0\]: got 5, expected 3"):
+        checks._compare("x", np.array([[1.0], [5.0]]), np.array([[1.0], [3.0]]))
+    with pytest.raises(CheckFailed, match=r"s has the wrong value: got 1, expected 0\.5"):
+        checks._compare("s", 1.0, 0.5)
+    with pytest.raises(CheckFailed, match="HINT: off by two"):
+        hints = [(np.array([2.0]), "off by two")]
+        checks._compare("x", np.array([2.0]), np.array([1.0]), hints=hints)
+
+
+def test_an_error_in_the_students_code_names_the_line():
+    def broken(X, mean, covariance):
+        diff = X - mean
+        return diff @ np.ones(7)  # shapes do not match
+
+    with pytest.raises(CheckFailed) as info:
+        checks.log_gaussian(broken)
+    message = str(info.value)
+    assert message.startswith("log_gaussian raised ValueError")
+    assert "on case 'standard normal in 2-D'" in message
+    assert "return diff @ np.ones(7)" in message
+
+
+def test_changing_an_input_in_place_is_reported():
+    def in_place(X, mean, covariance):
+        X -= mean
+        return log_gaussian(X, np.zeros_like(mean), covariance)
+
+    with pytest.raises(CheckFailed, match=r"changed its argument `X` in place"):
+        checks.log_gaussian(in_place)
+
+
+def test_passing_the_result_instead_of_the_function():
+    with pytest.raises(CheckFailed, match=r"checks\.e_step\(e_step\)"):
+        checks.e_step(np.zeros(3))
+
+
+def test_case_inputs_are_copies_of_the_cases():
+    inputs = checks.case_inputs("e_step", 4)
+    assert list(inputs) == ["X", "weights", "means", "covariances"]
+    inputs["X"][:] = 0.0
+    assert checks.case_inputs("e_step", 4)["X"].any()
+    with pytest.raises(ValueError, match="cases 1 to 4"):
+        checks.case_inputs("e_step", 5)
+
+
+def test_cases_are_small_and_include_an_underflowing_point():
+    for name in SOLUTIONS:
+        for number in range(1, 5):
+            inputs = checks.case_inputs(name, number)
+            n, d = inputs["X"].shape
+            assert n <= 50 and d <= 3
+    far = checks.case_inputs("e_step", 4)
+    with np.errstate(under="ignore"):
+        densities = np.exp(_weighted_log_prob(*far.values()))
+    assert (densities.sum(axis=1) == 0.0).any()  # naive exp underflows on this case

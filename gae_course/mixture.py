@@ -284,13 +284,14 @@ def m_step(X, resp, reg_covar=1e-6, covariance_type="full"):
         n_components = resp.shape[1]
         covariances = np.zeros((n_components, n_features, n_features))
         sqrt_resp = np.sqrt(resp)
-        step = max(256, _BLOCK_FLOATS // (4 * n_features))  # a (rows, d) block of ~0.5 MB
+        step = max(128, 2**14 // n_features)  # a (rows, d) block of ~128 kB stays in L2 cache
         for start in range(0, X.shape[0], step):
             block = X[start : start + step]
             for k in range(n_components):
-                # (x - mu_k) sqrt(gamma_ik): then W.T @ W is the weighted scatter, and NumPy
-                # computes a product of a matrix with its own transpose as one symmetric
-                # rank-k update (half the work of a general product).
+                # w_i = sqrt(gamma_ik) (x_i - mu_k), so W.T @ W is the weighted scatter. NumPy
+                # computes a matrix times its own transpose as one symmetric rank-k update (half
+                # the work of a general product). Subtracting mu_k first, rather than using
+                # E[x x^T] - mu mu^T, keeps a component collapsed onto one point exact.
                 w = block - means[k]
                 w *= sqrt_resp[start : start + step, k : k + 1]
                 covariances[k] += w.T @ w
@@ -298,10 +299,11 @@ def m_step(X, resp, reg_covar=1e-6, covariance_type="full"):
         covariances[:, np.arange(n_features), np.arange(n_features)] += reg_covar
         return weights, means, covariances
 
-    # diag / spherical: E[x^2] - mu^2, on data centred once so the subtraction loses nothing.
+    # diag / spherical: E[x^2] - mu^2 (as scikit-learn), on data centred once at the overall
+    # mean so that the subtraction loses little; an (n, K, d) temporary would cost far more.
     center = X.mean(axis=0)
-    Xc = X - center
-    means_c = means - center
+    Xc = X - center  # (n, d)
+    means_c = means - center  # (K, d)
     variances = (resp.T @ (Xc * Xc)) / nk[:, np.newaxis] - means_c**2
     variances = np.maximum(variances, 0.0) + reg_covar  # (K, d)
     if covariance_type == "diag":

@@ -1,8 +1,10 @@
 """gae_course.mixture against scikit-learn and scipy, and by the laws EM obeys."""
 
+import warnings
+
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import given, reject, settings
 from hypothesis import strategies as st
 from scipy.stats import multivariate_normal
 from sklearn.mixture import GaussianMixture as SklearnGaussianMixture
@@ -251,26 +253,40 @@ def test_sample_follows_the_fitted_mixture(covariance_type):
 # ---------------------------------------------------------------------------------------------
 
 
-@settings(max_examples=25, deadline=None)
+@settings(max_examples=40, deadline=None)
 @given(
     seed=st.integers(0, 2**31 - 1),
-    n_components=st.integers(1, 5),
-    n_features=st.integers(1, 4),
+    n_components=st.integers(1, 4),
+    n_features=st.integers(1, 3),
     covariance_type=st.sampled_from(COVARIANCE_TYPES),
     init_params=st.sampled_from(["random", "k-means++"]),
 )
 def test_em_never_lowers_the_log_likelihood(seed, n_components, n_features, covariance_type,
                                             init_params):
+    """The EM law, on random data from a random mixture (scikit-learn tests it the same way).
+
+    reg_covar=0: with a ridge on the covariances the M-step no longer maximises the expected
+    complete-data log-likelihood exactly, and tiny decreases (~1e-8) are then possible.
+    """
     rng = np.random.default_rng(seed)
-    X = rng.standard_t(df=3, size=(60, n_features)) * rng.uniform(0.1, 10)
+    centres = rng.normal(scale=3.0, size=(3, n_features))
+    X = centres[rng.integers(3, size=200)] + rng.normal(size=(200, n_features)) * rng.uniform(
+        0.2, 2.0, size=n_features
+    )
+    X *= rng.uniform(0.1, 10)
     gm = GaussianMixture(n_components, covariance_type=covariance_type, init_params=init_params,
-                         tol=0.0, max_iter=25, reg_covar=1e-6, random_state=seed)
-    with pytest.warns(ConvergenceWarning):  # tol=0 never stops early
-        gm.fit(X)
+                         tol=0.0, max_iter=30, reg_covar=0.0, random_state=seed)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)  # tol=0 never stops early
+        try:
+            gm.fit(X)
+        except ValueError as error:  # a component shrank onto < d+1 points: EM is undefined
+            assert "ill-defined" in str(error)
+            reject()
     history = np.array(gm.log_likelihood_history_)
     assert np.all(np.isfinite(history))
-    # Each EM step is an ascent step; allow rounding noise only.
-    assert np.all(np.diff(history) >= -1e-9 * (1 + np.abs(history[1:])))
+    # Each EM step is an ascent step; allow float64 rounding only.
+    assert np.all(np.diff(history) >= -1e-10 * (1 + np.abs(history[1:])))
 
 
 # ---------------------------------------------------------------------------------------------

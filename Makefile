@@ -1,0 +1,41 @@
+# The two commands of the course (see README.md):
+#   make test    set up .venv, run the unit tests and every chapter through nbval (quick mode)
+#   make course  set up .venv, execute every chapter in full mode into build/
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+PYTEST_ARGS ?=
+COURSE_ARGS ?=
+
+.PHONY: help test course clean
+
+help:
+	@echo "make test     set up $(VENV) (first run only), run unit tests + every chapter via nbval, quick mode"
+	@echo "make course   set up $(VENV), run every chapter in full mode: build/*.ipynb, *.html, results.json"
+	@echo "make clean    remove build/"
+	@echo "options:      PYTHON=$(PYTHON)  PYTEST_ARGS='-k pairing'  COURSE_ARGS='--only 01 --quick'"
+
+$(PY):
+	@echo ">> creating $(VENV) with $(PYTHON)"
+	$(PYTHON) -m venv $(VENV)
+
+# torch first, from the CPU wheel: left to resolve itself, pip would fetch a CUDA build (GBs).
+$(STAMP): pyproject.toml | $(PY)
+	@echo ">> installing torch==2.13.0 (CPU build)"
+	$(PY) -m pip install -q torch==2.13.0
+	@echo ">> installing gae_course with its dev extras"
+	$(PY) -m pip install -q -e '.[dev]'
+	@touch $@
+
+test: $(STAMP)
+	@echo ">> pytest: unit tests, pairing check, chapters through nbval (quick mode)"
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+course: $(STAMP)
+	@echo ">> executing every chapter in full mode into build/"
+	$(PY) tools/run_course.py $(COURSE_ARGS)
+
+clean:
+	@echo ">> removing build/"
+	rm -rf build

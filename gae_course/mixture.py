@@ -190,22 +190,15 @@ def log_gaussian_density(X, means, precisions_cholesky, covariance_type="full"):
     if covariance_type == "full":
         # ||(x - mu_k) U_k||^2 for all k at once: x @ [U_1 | ... | U_K] is one matrix product
         # of shape (rows, K*d); subtracting mu_k U_k and squaring happens per cache-sized block.
-        # U_k is upper triangular, U = [[A, B], [0, C]] in halves h, so x @ U splits into
-        # x[:h] @ [A | B] plus x[h:] @ C on the last columns: 3/4 of the multiplications.
-        h = n_features // 2
-        rest = n_features - h
-        upper = precisions_cholesky[:, :h, :].transpose(1, 0, 2)  # (h, K, d)
-        upper = upper.reshape(h, n_components * n_features)
-        lower = precisions_cholesky[:, h:, h:].transpose(1, 0, 2)  # (d - h, K, d - h)
-        lower = lower.reshape(rest, n_components * rest)
+        # Any factor with U U^T = Sigma^-1 works (upper from covariances, lower from
+        # precisions_init), so nothing here relies on U being triangular.
+        u_all = precisions_cholesky.transpose(1, 0, 2).reshape(n_features, -1)  # (d, K*d)
         mu_u = np.einsum("kd,kde->ke", means, precisions_cholesky)  # (K, d)
         mahalanobis = np.empty((n_samples, n_components))
         step = _block_rows(n_components, n_features)
         for start in range(0, n_samples, step):
-            block = X[start : start + step]
-            rows = len(block)
-            y = (block[:, :h] @ upper).reshape(rows, n_components, n_features)  # (rows, K, d)
-            y[:, :, h:] += (block[:, h:] @ lower).reshape(rows, n_components, rest)
+            y = X[start : start + step] @ u_all  # (rows, K*d)
+            y = y.reshape(len(y), n_components, n_features)  # (rows, K, d)
             y -= mu_u
             mahalanobis[start : start + step] = np.einsum("rkd,rkd->rk", y, y)
     elif covariance_type == "diag":

@@ -181,6 +181,22 @@ def test_fit_matches_sklearn_from_same_init(covariance_type):
     assert ours.aic(X) == pytest.approx(theirs.aic(X), rel=1e-9)
 
 
+def test_full_precisions_init_matches_sklearn():
+    """A general (non-diagonal) precisions_init: its lower Cholesky factor must work as well."""
+    rng = np.random.default_rng(15)
+    X = blobs(rng, d=6)
+    K = 3
+    _, means, covariances = random_params(rng, K, 6, "full")
+    settings_ = dict(n_components=K, tol=0.0, max_iter=3, weights_init=np.full(K, 1 / K),
+                     means_init=means, precisions_init=np.linalg.inv(covariances))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # both stop at max_iter on purpose
+        ours = GaussianMixture(**settings_).fit(X)
+        theirs = SklearnGaussianMixture(**settings_).fit(X)
+    np.testing.assert_allclose(ours.log_likelihood_history_[-1], theirs.lower_bound_, rtol=1e-10)
+    np.testing.assert_allclose(ours.covariances_, theirs.covariances_, rtol=1e-8, atol=1e-10)
+
+
 def test_history_ends_at_lower_bound_and_counts_iterations():
     X = blobs(np.random.default_rng(6))
     gm = GaussianMixture(3, random_state=0).fit(X)

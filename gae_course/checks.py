@@ -47,7 +47,10 @@ import numpy as np
 
 from gae_course import mixture
 
-__all__ = ["CheckFailed", "log_gaussian", "e_step", "m_step", "log_likelihood", "case_inputs"]
+__all__ = [
+    "CheckFailed", "log_gaussian", "e_step", "m_step", "log_likelihood", "class_posterior",
+    "case_inputs",
+]
 
 # Tolerances of the value comparison. Loose enough for any correct float64 route (inverse,
 # solve, Cholesky, scipy), tight enough that every mistake in the hints is caught.
@@ -507,6 +510,7 @@ _CASES = {
     "e_step": _mixture_cases,
     "m_step": _m_step_cases,
     "log_likelihood": _mixture_cases,
+    "class_posterior": lambda: _class_posterior_cases(),
 }
 
 
@@ -888,3 +892,63 @@ def log_likelihood(fn):
         _compare("log_likelihood", got, expected, hints=hints)
 
     return _run("log_likelihood", fn, _mixture_cases(), verify)
+
+
+# --------------------------------------------------------------------------------------------
+# Chapter 5: Bayes' rule over class likelihoods
+# --------------------------------------------------------------------------------------------
+
+
+def _class_posterior_cases():
+    rng = np.random.default_rng(5)
+    balanced = np.log(np.full(3, 1 / 3))
+    skewed = np.log(np.array([0.7, 0.2, 0.1]))
+    return [
+        _Case("3 codes, 3 classes, equal priors",
+              dict(class_log_lik=rng.normal(size=(3, 3)), log_prior=balanced)),
+        _Case("5 codes, unequal priors",
+              dict(class_log_lik=rng.normal(size=(5, 3)) * 3, log_prior=skewed)),
+        _Case("one code, ten classes",
+              dict(class_log_lik=rng.normal(size=(1, 10)) * 2, log_prior=np.log(np.full(10, 0.1)))),
+        _Case("log-likelihoods near -1000, as for 32-D codes (exp underflows to 0.0)",
+              dict(class_log_lik=rng.normal(size=(4, 3)) * 5 - 1000.0, log_prior=skewed)),
+    ]
+
+
+def class_posterior(fn):
+    """Check ``fn(class_log_lik, log_prior) -> log_posterior`` of shape (n, C).
+
+    Parameters
+    ----------
+    fn : callable
+        Given log p(z_i | c) of shape (n, C) and log pi_c of shape (C,), returns
+        log p(c | z_i) = log pi_c + log p(z_i | c) - logsumexp_c'(log pi_c' + log p(z_i | c')).
+
+    Returns
+    -------
+    True
+
+    Raises
+    ------
+    CheckFailed
+        With a HINT for: no normalisation, normalising over the wrong axis, the prior left out,
+        probabilities instead of log-probabilities, naive log(sum(exp)) that underflows.
+    """
+
+    def verify(case, got):
+        log_lik, log_prior = case.inputs.values()
+        joint = log_lik + log_prior
+        expected = joint - mixture.logsumexp(joint, axis=1)[:, None]
+        hints = [
+            (joint, "normalise: subtract logsumexp over the classes (axis=1) so that "
+                    "exp(log_posterior) sums to one in every row."),
+            (log_lik - mixture.logsumexp(log_lik, axis=1)[:, None],
+             "Bayes' rule multiplies by the prior: add log_prior before normalising."),
+            (joint - mixture.logsumexp(joint, axis=0)[None, :],
+             "normalise over the classes (axis=1), not over the codes (axis=0)."),
+            (np.exp(expected), "return log-probabilities, not probabilities."),
+            (_non_finite(expected), _MAX_TRICK),
+        ]
+        _compare("log_posterior", got, expected, hints=hints)
+
+    return _run("class_posterior", fn, _class_posterior_cases(), verify)

@@ -537,3 +537,41 @@ def _decode(name, image_path, image_info, label_path, label_info) -> tuple[np.nd
 def clear_cache() -> None:
     """Forget the arrays :func:`load_dataset` keeps in memory."""
     _LOADED.clear()
+
+
+def train_validation_split(labels, n_validation: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Indices of a stratified train/validation split of a training set.
+
+    Every setting a chapter chooses (architecture, number of components, regularisation) is
+    chosen on the validation part; the test split is looked at once, at the end.
+
+    Parameters
+    ----------
+    labels : ndarray of shape (n,)
+        Class labels of the whole training set.
+    n_validation : int
+        Size of the validation part, shared between classes in proportion to their counts.
+    seed : int
+
+    Returns
+    -------
+    train_idx, val_idx : ndarray of int64
+        Disjoint, sorted, together covering ``range(n)``.
+    """
+    labels = np.asarray(labels)
+    if labels.ndim != 1:
+        raise ValueError(f"labels must be 1-D; got shape {labels.shape}.")
+    if not 0 < n_validation < len(labels):
+        raise ValueError(
+            f"n_validation must lie between 1 and {len(labels) - 1}; got {n_validation}."
+        )
+    rng = np.random.default_rng(seed)
+    fraction = n_validation / len(labels)
+    val = []
+    for label in np.unique(labels):
+        members = np.flatnonzero(labels == label)
+        take = int(round(fraction * len(members)))
+        val.append(rng.choice(members, size=take, replace=False))
+    val_idx = np.sort(np.concatenate(val))
+    train_idx = np.setdiff1d(np.arange(len(labels)), val_idx)
+    return train_idx, val_idx

@@ -500,7 +500,11 @@ class GaussianAutoEmbeddings:
         -------
         self
         """
-        self.codes_ = self.encode(images)
+        return self.fit_codes(self.encode(images), labels)
+
+    def fit_codes(self, codes, labels):
+        """:meth:`fit` from codes already computed with :meth:`encode`; shape (n, latent_dim)."""
+        self.codes_ = np.asarray(codes)
         self.labels_ = np.asarray(labels)
         self.gmm.fit(self.codes_, self.labels_)
         self.gmm.fit_threshold(self.codes_, self.reject_quantile)

@@ -45,6 +45,7 @@ import torch
 from torch import nn
 
 from gae_course import config as course_config
+from gae_course import models
 
 # Bump when a change outside models.py / train.py changes what training produces
 # (their own source is hashed into the key automatically).
@@ -499,3 +500,42 @@ def decode_latents(model: nn.Module, z, batch_size: int = 1024) -> np.ndarray:
         model.train(was_training)
     images = torch.cat(out).numpy()  # (n, C, H, W)
     return images[:, 0] if images.shape[1] == 1 else images
+
+
+def cached_autoencoder(
+    name: str,
+    images,
+    model_config,
+    train_config: TrainConfig,
+    data_description: dict,
+    *,
+    seed: int = 0,
+    progress: bool = True,
+) -> FitResult:
+    """Train an autoencoder on ``images`` with the reconstruction loss, or load it from the cache.
+
+    Parameters
+    ----------
+    name : str
+        Checkpoint stem, e.g. ``"ae-mnist"``.
+    images : ndarray of shape (n, 28, 28)
+    model_config : gae_course.models.AutoencoderConfig
+    train_config : TrainConfig
+    data_description : dict
+        What ``images`` are, for the cache key, e.g. ``{"dataset": "mnist", "split": "train",
+        "n": 54000, "validation_seed": 0}``: two different image sets must never share one.
+    seed : int
+        Seed of the initial weights.
+
+    Returns
+    -------
+    FitResult
+    """
+    return cached_fit(
+        name,
+        lambda: models.Autoencoder(model_config),
+        lambda model: fit(model, models.autoencoder_loss, images, train_config, desc=name,
+                          progress=progress),
+        {"model": model_config, "train": train_config, "data": data_description},
+        seed=seed,
+    )

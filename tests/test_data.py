@@ -405,3 +405,15 @@ def test_real_files_load_with_the_published_shapes_and_counts(real_data, name, t
             assert counts.tolist() == train_counts
         else:
             assert counts.min() >= 800
+
+
+def test_train_validation_split_is_stratified_disjoint_and_repeatable():
+    labels = np.repeat(np.arange(4), [100, 200, 300, 400])
+    train_idx, val_idx = data.train_validation_split(labels, 100, seed=3)
+    assert len(val_idx) == 100 and len(train_idx) == 900
+    assert np.intersect1d(train_idx, val_idx).size == 0
+    np.testing.assert_array_equal(np.bincount(labels[val_idx]), [10, 20, 30, 40])
+    again = data.train_validation_split(labels, 100, seed=3)[1]
+    np.testing.assert_array_equal(val_idx, again)
+    with pytest.raises(ValueError, match="n_validation must lie between 1 and 999"):
+        data.train_validation_split(labels, 1000)

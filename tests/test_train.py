@@ -245,3 +245,19 @@ def test_checkpoint_loads_with_weights_only(cache):
     payload = torch.load(path, weights_only=True)
     assert set(payload) >= {"state_dict", "history", "key_parts"}
     assert os.path.getsize(path) > 0
+
+
+def test_cached_autoencoder_trains_once_then_loads(cache, capsys):
+    images = tiny_images(64)
+    config = AutoencoderConfig(kind="mlp", latent_dim=2, hidden=(16,))
+    settings = TrainConfig(epochs=1, batch_size=16)
+    description = {"dataset": "random", "n": 64}
+    first = train.cached_autoencoder("ae-tiny", images, config, settings, description,
+                                     progress=False)
+    second = train.cached_autoencoder("ae-tiny", images, config, settings, description,
+                                      progress=False)
+    assert not first.loaded and second.loaded
+    assert "cache: loaded ae-tiny" in capsys.readouterr().out
+    other = train.cached_autoencoder("ae-tiny", images, config, settings, {**description, "n": 63},
+                                     progress=False)
+    assert not other.loaded and other.path != first.path

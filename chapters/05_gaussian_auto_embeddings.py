@@ -90,7 +90,7 @@ AE_TRAINING = train.TrainConfig(epochs=config.pick(full=10, quick=2))
 
 SEED_GMM = dict(n_components=6, reg_covar=0.01)  # the original configuration, reproduced
 GMM_GRID = dict(  # candidates for the tuned configuration, chosen on validation accuracy
-    n_components=config.pick(full=[6, 10, 15], quick=[6, 10]),
+    n_components=config.pick(full=[6, 10, 20], quick=[6, 10]),
     reg_covar=config.pick(full=[0.01, 0.03, 0.1], quick=[0.01, 0.1]),
 )
 REJECT_QUANTILE = 0.01  # "none of these" rejects this fraction of training images

@@ -196,11 +196,14 @@ def log_gaussian_density(X, means, precisions_cholesky, covariance_type="full"):
         mu_u = np.einsum("kd,kde->ke", means, precisions_cholesky)  # (K, d)
         mahalanobis = np.empty((n_samples, n_components))
         step = _block_rows(n_components, n_features)
+        # One buffer for every block: a fresh 2 MB array per block costs page faults.
+        buffer = np.empty((min(step, n_samples), n_components * n_features))
         for start in range(0, n_samples, step):
-            y = X[start : start + step] @ u_all  # (rows, K*d)
-            y = y.reshape(len(y), n_components, n_features)  # (rows, K, d)
+            block = X[start : start + step]
+            y = np.matmul(block, u_all, out=buffer[: len(block)])  # (rows, K*d)
+            y = y.reshape(len(block), n_components, n_features)  # (rows, K, d)
             y -= mu_u
-            mahalanobis[start : start + step] = np.einsum("rkd,rkd->rk", y, y)
+            np.einsum("rkd,rkd->rk", y, y, out=mahalanobis[start : start + step])
     elif covariance_type == "diag":
         # Expand ||(x - mu) / sigma||^2 into three matrix products (no (n, K, d) temporary).
         precisions = precisions_cholesky**2  # (K, d)
@@ -276,18 +279,22 @@ def m_step(X, resp, reg_covar=1e-6, covariance_type="full"):
     if covariance_type == "full":
         n_components = resp.shape[1]
         covariances = np.zeros((n_components, n_features, n_features))
-        sqrt_resp = np.sqrt(resp)
-        step = max(128, 2**14 // n_features)  # a (rows, d) block of ~128 kB stays in L2 cache
+        # Work on X^T (d, n): weighting a sample by sqrt(gamma_ik) then scales a contiguous run
+        # of memory, and W @ W.T below is a product of a matrix with its own transpose, which
+        # NumPy computes as one symmetric rank-k update (half the work of a general product).
+        X_t = np.ascontiguousarray(X.T)  # (d, n)
+        sqrt_resp_t = np.sqrt(resp.T)  # (K, n)
+        step = max(1024, 2**18 // n_features)  # columns per block: a (d, step) buffer of 2 MB
+        buffer = np.empty((n_features, min(step, X.shape[0])))
         for start in range(0, X.shape[0], step):
-            block = X[start : start + step]
+            block = X_t[:, start : start + step]
+            w = buffer[:, : block.shape[1]]
             for k in range(n_components):
-                # w_i = sqrt(gamma_ik) (x_i - mu_k), so W.T @ W is the weighted scatter. NumPy
-                # computes a matrix times its own transpose as one symmetric rank-k update (half
-                # the work of a general product). Subtracting mu_k first, rather than using
-                # E[x x^T] - mu mu^T, keeps a component collapsed onto one point exact.
-                w = block - means[k]
-                w *= sqrt_resp[start : start + step, k : k + 1]
-                covariances[k] += w.T @ w
+                # Subtracting mu_k first, rather than using E[x x^T] - mu mu^T, keeps even a
+                # component collapsed onto a single point exact.
+                np.subtract(block, means[k][:, np.newaxis], out=w)
+                w *= sqrt_resp_t[k, start : start + step]
+                covariances[k] += w @ w.T
         covariances /= nk[:, np.newaxis, np.newaxis]
         covariances[:, np.arange(n_features), np.arange(n_features)] += reg_covar
         return weights, means, covariances
@@ -403,8 +410,9 @@ def kmeans(X, n_clusters, rng, max_iter=100, tol=1e-4):
     for _ in range(max_iter):
         labels = np.argmin(_squared_distances(X, centers), axis=1)
         counts = np.bincount(labels, minlength=n_clusters)
-        sums = np.zeros_like(centers)
-        np.add.at(sums, labels, X)
+        one_hot = np.zeros((len(X), n_clusters))
+        one_hot[np.arange(len(X)), labels] = 1.0
+        sums = one_hot.T @ X  # (K, d): one matrix product instead of a scatter-add per row
         new_centers = centers.copy()
         filled = counts > 0
         new_centers[filled] = sums[filled] / counts[filled, None]
@@ -617,9 +625,11 @@ class GaussianMixture:
             for _ in range(self.max_iter):
                 previous = lower_bound
                 log_resp, log_prob_norm = e_step(X, weights, means, prec_chol, self.covariance_type)
-                weights, means, covariances = m_step(
-                    X, np.exp(log_resp), self.reg_covar, self.covariance_type
-                )
+                resp = np.exp(log_resp)
+                # Responsibilities below ~1e-308 are subnormal numbers, which slow the matrix
+                # products of the M-step many times over; they change nothing, so drop them.
+                resp[resp < np.finfo(resp.dtype).tiny] = 0.0
+                weights, means, covariances = m_step(X, resp, self.reg_covar, self.covariance_type)
                 prec_chol = compute_precision_cholesky(covariances, self.covariance_type)
                 lower_bound = float(np.mean(log_prob_norm))
                 history.append(lower_bound)

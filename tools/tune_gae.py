@@ -29,13 +29,15 @@ AE_CONFIGS = {
     "conv32-e10": (models.AutoencoderConfig(kind="conv", latent_dim=32), train.TrainConfig(epochs=10)),
 }
 
-GMM_GRID = dict(n_components=[6, 10], reg_covar=[0.01, 0.03, 0.1])
+GMM_GRID = dict(n_components=[6, 10, 20], reg_covar=[0.01, 0.03, 0.1])
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--datasets", nargs="+", default=["mnist", "fashion-mnist"])
     parser.add_argument("--ae", nargs="+", default=list(AE_CONFIGS))
+    parser.add_argument("--components", type=int, nargs="+", default=GMM_GRID["n_components"])
+    parser.add_argument("--reg", type=float, nargs="+", default=GMM_GRID["reg_covar"])
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--out")
     args = parser.parse_args()
@@ -56,7 +58,7 @@ def main():
             )
             z_train = train.encode_dataset(result.model, images[train_idx])
             z_val = train.encode_dataset(result.model, images[val_idx])
-            for K, reg in itertools.product(GMM_GRID["n_components"], GMM_GRID["reg_covar"]):
+            for K, reg in itertools.product(args.components, args.reg):
                 start = time.perf_counter()
                 model = gae.ClassConditionalGMM(K, reg_covar=reg, random_state=0)
                 model.fit(z_train, labels[train_idx])

@@ -27,6 +27,8 @@ N_VALIDATION = 6000
 
 AE_CONFIGS = {
     "conv32-e10": (models.AutoencoderConfig(kind="conv", latent_dim=32), train.TrainConfig(epochs=10)),
+    "conv32-e20": (models.AutoencoderConfig(kind="conv", latent_dim=32), train.TrainConfig(epochs=20)),
+    "conv64-e10": (models.AutoencoderConfig(kind="conv", latent_dim=64), train.TrainConfig(epochs=10)),
 }
 
 GMM_GRID = dict(n_components=[6, 10, 20], reg_covar=[0.01, 0.03, 0.1])

@@ -327,11 +327,16 @@ for name in DATASETS:
         print(f"{name:<14} {desc:<28} {a['train']:>9.4f} {a['test']:>9.4f}")
 
 # %%
+TARGET = {"mnist": 0.985, "fashion-mnist": 0.88}  # the course's targets for the test accuracy
+for name in DATASETS:
+    reached = accuracy[name]["tuned"]["test"] >= TARGET[name]
+    print(f"{name}: test accuracy {accuracy[name]['tuned']['test']:.4f}, target {TARGET[name]}: "
+          f"{'reached' if reached else 'NOT reached'}")
 if config.is_quick():  # two epochs on 4000 images: far from the final numbers, but not chance
     assert accuracy["mnist"]["tuned"]["test"] > 0.6
-else:
-    assert accuracy["mnist"]["tuned"]["test"] >= 0.975, accuracy
-    assert accuracy["fashion-mnist"]["tuned"]["test"] >= 0.85, accuracy
+else:  # a sanity floor a little under the targets: training differs slightly between machines
+    assert accuracy["mnist"]["tuned"]["test"] >= 0.98, accuracy
+    assert accuracy["fashion-mnist"]["tuned"]["test"] >= 0.87, accuracy
 
 # %% [markdown]
 # The mixtures see 32 or 64 numbers per image and were never told what a digit looks like; the

@@ -35,6 +35,16 @@ def _new_axes(figsize=None):
 # --------------------------------------------------------------------------------------------
 
 
+def _set_labels(ax, title, xlabel, ylabel):
+    """Set whichever of the title and axis labels is given (None leaves it as it is)."""
+    if title is not None:
+        ax.set_title(title)
+    if xlabel is not None:
+        ax.set_xlabel(xlabel)
+    if ylabel is not None:
+        ax.set_ylabel(ylabel)
+
+
 def _full_covariances(covariances, n_components):
     """Expand full (K, 2, 2), diag (K, 2) or spherical (K,) covariances to (K, 2, 2)."""
     covariances = np.asarray(covariances, dtype=np.float64)
@@ -256,12 +266,7 @@ def image_grid(
         xlabel = xlabel if xlabel is not None else f"{cols} images per row, left to right"
         if ylabel is None:
             ylabel = "row label" if row_labels else "rows, top to bottom"
-    if title is not None:
-        ax.set_title(title)
-    if xlabel is not None:
-        ax.set_xlabel(xlabel)
-    if ylabel is not None:
-        ax.set_ylabel(ylabel)
+    _set_labels(ax, title, xlabel, ylabel)
     return ax
 
 
@@ -316,12 +321,7 @@ def plot_log_likelihood(
     iterations = np.arange(first_iteration, first_iteration + len(values))
     ax.plot(iterations, values, marker="o", markersize=3, label=label)
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-    if title is not None:
-        ax.set_title(title)
-    if xlabel is not None:
-        ax.set_xlabel(xlabel)
-    if ylabel is not None:
-        ax.set_ylabel(ylabel)
+    _set_labels(ax, title, xlabel, ylabel)
     if label is not None:
         ax.legend()
     return ax

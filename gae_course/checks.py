@@ -952,3 +952,675 @@ def class_posterior(fn):
         _compare("log_posterior", got, expected, hints=hints)
 
     return _run("class_posterior", fn, _class_posterior_cases(), verify)
+
+
+# --------------------------------------------------------------------------------------------
+# Chapter 2: the Gaussian KL, the ELBO and the importance-weighted bound (torch)
+# --------------------------------------------------------------------------------------------
+#
+# The reader writes these in torch. The cases stay NumPy float64 (so that messages show
+# shapes and case_inputs returns arrays); _WithTensors hands them over as float64 tensors that
+# share memory with the copies _call makes, so an in-place edit is still caught. torch is
+# imported only here, when a chapter 2 check runs: chapter 1 never loads it.
+
+
+class _WithTensors:
+    """Calls the reader's torch function on tensors made from a case's NumPy arrays."""
+
+    def __init__(self, fn):
+        self.fn = fn
+        self.__code__ = getattr(fn, "__code__", None)  # so _where still finds the reader's line
+
+    def __call__(self, *args):
+        import torch
+
+        return self.fn(*(torch.from_numpy(a) if isinstance(a, np.ndarray) else a for a in args))
+
+
+def _run_torch(check_name, fn, cases, verify):
+    return _run(check_name, _WithTensors(fn) if callable(fn) else fn, cases, verify)
+
+
+def _from_tensor(name, got):
+    """A returned tensor as a float64 NumPy array (other types go on to _compare as they are)."""
+    if hasattr(got, "detach") and hasattr(got, "dtype"):
+        import torch
+
+        if got.dtype != torch.float64:
+            raise CheckFailed(
+                f"{name} has dtype {got.dtype}, expected torch.float64.\nHINT: the inputs are "
+                "float64: keep them so (no `.float()`, and build constants with "
+                "`torch.tensor(..., dtype=x.dtype)` or from the inputs, such as `torch.exp(logvar)`)."
+            )
+        return got.detach().cpu().numpy()
+    return got
+
+
+def _t(*arrays):
+    import torch
+
+    return [torch.from_numpy(np.asarray(a, dtype=np.float64)) for a in arrays]
+
+
+def _gaussian_kl_cases():
+    rng = np.random.default_rng(301)
+    cases = [
+        _Case("q against a standard normal, 3 rows in 2-D",
+              dict(mu_q=rng.normal(size=(3, 2)), logvar_q=rng.normal(size=(3, 2)),
+                   mu_p=np.zeros((3, 2)), logvar_p=np.zeros((3, 2)))),
+        _Case("two diagonal Gaussians, 4 rows in 3-D",
+              dict(mu_q=rng.normal(size=(4, 3)), logvar_q=rng.normal(size=(4, 3)),
+                   mu_p=rng.normal(size=(4, 3)), logvar_p=rng.normal(size=(4, 3)))),
+    ]
+    mu, logvar = rng.normal(size=(2, 3)), rng.normal(size=(2, 3))
+    cases.append(_Case("q = p in the first row (KL = 0), a shifted mean in the second",
+                       dict(mu_q=mu, logvar_q=logvar, mu_p=mu + [[0, 0, 0], [1.0, -2.0, 0.5]],
+                            logvar_p=logvar)))
+    cases.append(_Case("huge variances (exp(logvar) overflows to inf)",
+                       dict(mu_q=np.array([[0.0, 1.0]]), logvar_q=np.array([[750.0, 720.0]]),
+                            mu_p=np.array([[0.5, 0.0]]), logvar_p=np.array([[749.0, 721.5]]))))
+    return cases
+
+
+def _kl_answer(mu_q, logvar_q, mu_p, logvar_p):
+    """The closed form in NumPy, (B, L) per coordinate (not summed): for the hints."""
+    return 0.5 * (np.exp(logvar_q - logvar_p) + (mu_q - mu_p) ** 2 * np.exp(-logvar_p)
+                  - 1.0 - logvar_q + logvar_p)
+
+
+def gaussian_kl(fn):
+    """Check ``fn(mu_q, logvar_q, mu_p, logvar_p) -> kl`` in torch, kl of shape (B,).
+
+    Parameters
+    ----------
+    fn : callable
+        Inputs: four float64 tensors of shape (B, L), the means and log-variances of two
+        diagonal Gaussians q and p. Returns KL(q || p) for each row, summed over the L
+        coordinates: a tensor of shape (B,).
+
+    Returns
+    -------
+    True
+        When every case passes (one has variances whose exp overflows).
+
+    Raises
+    ------
+    CheckFailed
+        With a HINT for: KL(p || q) instead of KL(q || p), the factor 1/2 missing, no sum over
+        the latent axis (shape (B, L)), a sum over the batch too, logvar used as a variance or a
+        standard deviation, the -1 missing, the sign flipped, the variance ratio formed from
+        exp(logvar_q) / exp(logvar_p) (inf / inf).
+    """
+
+    def verify(case, got):
+        mu_q, lv_q, mu_p, lv_p = case.inputs.values()
+        from gae_course import elbo
+
+        expected = elbo.gaussian_kl(*_t(mu_q, lv_q, mu_p, lv_p)).numpy()
+        per_coordinate = _kl_answer(mu_q, lv_q, mu_p, lv_p)
+        got = _from_tensor("kl", got)
+        hints = [
+            (per_coordinate,
+             "sum over the latent coordinates (the last axis): the KL of a diagonal Gaussian is "
+             "the sum of the L one-dimensional KLs, one number per row."),
+            (lambda g: np.ndim(g) == 0,
+             "one KL per row (shape (B,)): sum over the last axis only (`dim=-1`), not the batch."),
+            (_kl_answer(mu_p, lv_p, mu_q, lv_q).sum(-1),
+             "this is KL(p || q): the KL is not symmetric. The ELBO needs KL(q || p): the "
+             "expectation is under q, so q's variance sits in the numerator of the ratio."),
+            (2 * expected, "the factor 1/2 in front of the sum is missing."),
+            (expected + 0.5 * mu_q.shape[-1],
+             "the -1 per coordinate is missing (it makes KL(q || q) = 0)."),
+            (-expected, "the sign is flipped: a KL is never negative."),
+            (0.5 * (lv_q / lv_p + (mu_q - mu_p) ** 2 / lv_p - 1 - np.log(np.abs(lv_q / lv_p))).sum(-1),
+             "logvar is the log of the variance: the variance is exp(logvar), not logvar."),
+            (_kl_answer(mu_q, 2 * lv_q, mu_p, 2 * lv_p).sum(-1),
+             "exp(logvar) is the variance, not the standard deviation: do not square it "
+             "(the standard deviation is exp(logvar / 2))."),
+            (_non_finite(expected),
+             "form the variance ratio in log space, torch.exp(logvar_q - logvar_p): with "
+             "logvar = 750, torch.exp(logvar) overflows to inf and inf / inf = nan."),
+        ]
+        _compare("kl", got, expected, hints=hints)
+
+    return _run_torch("gaussian_kl", fn, _gaussian_kl_cases(), verify)
+
+
+def _elbo_estimate_cases():
+    rng = np.random.default_rng(311)
+    return [
+        _Case("K = 4 samples, 3 rows, 2-D latent",
+              dict(log_lik=rng.normal(size=(4, 3)) - 5.0, mu=rng.normal(size=(3, 2)),
+                   logvar=rng.normal(size=(3, 2)))),
+        _Case("a single sample (K = 1), 5 rows, 3-D latent",
+              dict(log_lik=rng.normal(size=(1, 5)) - 2.0, mu=rng.normal(size=(5, 3)),
+                   logvar=rng.normal(size=(5, 3)))),
+        _Case("q is the prior (KL = 0), K = 6, 2 rows",
+              dict(log_lik=rng.normal(size=(6, 2)), mu=np.zeros((2, 4)), logvar=np.zeros((2, 4)))),
+        _Case("image-sized log-likelihoods (near -100), K = 10, 2 rows",
+              dict(log_lik=rng.normal(size=(10, 2)) * 3 - 100.0, mu=rng.normal(size=(2, 2)),
+                   logvar=rng.normal(size=(2, 2)) - 2.0)),
+    ]
+
+
+def elbo_estimate(fn):
+    """Check ``fn(log_lik, mu, logvar) -> elbo`` in torch, elbo of shape (B,).
+
+    Parameters
+    ----------
+    fn : callable
+        Inputs: ``log_lik`` of shape (K, B), log p(x_b | z_kb) for K draws z_kb from q(z | x_b);
+        ``mu`` and ``logvar`` of shape (B, L), the parameters of q. Returns the K-sample ELBO
+        estimate mean_k log p(x_b | z_kb) - KL(q(z | x_b) || N(0, I)), shape (B,).
+
+    Returns
+    -------
+    True
+
+    Raises
+    ------
+    CheckFailed
+        With a HINT for: a sum over the K samples instead of a mean, the KL added instead of
+        subtracted, the KL left out, the KL not summed over the latent axis, a mean over the
+        batch, the factor 1/2 of the KL missing.
+    """
+
+    def verify(case, got):
+        log_lik, mu, logvar = case.inputs.values()
+        K = log_lik.shape[0]
+        kl = -0.5 * np.sum(1 + logvar - mu**2 - np.exp(logvar), axis=-1)  # (B,)
+        from gae_course import elbo
+
+        expected_t = _t(log_lik)[0].mean(0) - elbo.kl_standard_normal(*_t(mu, logvar))
+        expected = expected_t.numpy()
+        got = _from_tensor("elbo", got)
+        hints = [
+            (lambda g: np.ndim(g) == 0,
+             "one ELBO per data point (shape (B,)): average over the samples (dim=0) only, "
+             "not over the batch."),
+            (lambda g: np.shape(g) == log_lik.shape and K > 1,
+             "average the log-likelihoods over the K samples (`log_lik.mean(dim=0)`)."),
+            (log_lik.mean(0)[:, None] + 0.5 * (1 + logvar - mu**2 - np.exp(logvar)),
+             "sum the KL over the latent coordinates (`dim=-1`) before subtracting it."),
+            (log_lik.sum(0) - kl,
+             "average over the K samples (`.mean(dim=0)`), not sum: the ELBO is an expectation."),
+            (log_lik.mean(0) + kl, "subtract the KL: ELBO = E_q[log p(x | z)] - KL(q || p(z))."),
+            (log_lik.mean(0),
+             "the KL(q || N(0, I)) term is missing: subtract "
+             "-1/2 sum(1 + logvar - mu^2 - exp(logvar))."),
+            (log_lik.mean(0) - 2 * kl, "the KL has a factor 1/2 in front of its sum."),
+        ]
+        _compare("elbo", got, expected, hints=hints)
+
+    return _run_torch("elbo_estimate", fn, _elbo_estimate_cases(), verify)
+
+
+def _iwae_bound_cases():
+    rng = np.random.default_rng(321)
+    return [
+        _Case("K = 5 samples, 3 rows", dict(log_weights=rng.normal(size=(5, 3)))),
+        _Case("a single sample (K = 1): the bound is the log-weight itself",
+              dict(log_weights=rng.normal(size=(1, 4)))),
+        _Case("K = 8, 2 rows, one dominant weight", dict(
+            log_weights=np.vstack([rng.normal(size=(7, 2)) - 6.0, [[0.0, 1.0]]]))),
+        _Case("log-weights of images, near -1000 (exp underflows to 0.0)",
+              dict(log_weights=rng.normal(size=(6, 3)) * 4 - 1000.0)),
+    ]
+
+
+def iwae_bound(fn):
+    """Check ``fn(log_weights) -> bound`` in torch: log (1/K) sum_k exp(log_weights[k]), (B,).
+
+    Parameters
+    ----------
+    fn : callable
+        Input: ``log_weights`` of shape (K, B). Returns the importance-weighted bound, the
+        log-mean-exp over the K samples, shape (B,).
+
+    Returns
+    -------
+    True
+        When every case passes (one has log-weights near -1000).
+
+    Raises
+    ------
+    CheckFailed
+        With a HINT for: the mean of the log-weights (that is the ELBO), log-sum-exp without
+        the -log K, the wrong axis, max instead of log-mean-exp, naive log(mean(exp(...)))
+        that underflows.
+    """
+
+    def verify(case, got):
+        (log_w,) = case.inputs.values()
+        K, B = log_w.shape
+        expected = _lse(log_w, axis=0) - math.log(K)
+        got = _from_tensor("bound", got)
+        hints = [
+            (lambda g: np.shape(g) == (K,) and K != B,
+             "one bound per data point (shape (B,)): reduce over the samples, axis 0 (`dim=0`)."),
+            (lambda g: np.ndim(g) == 0,
+             "one bound per data point (shape (B,)): reduce over the samples (`dim=0`) only."),
+            (log_w.mean(0),
+             "this is the mean of the log-weights, the K-sample ELBO: IWAE takes the log of "
+             "the mean of the weights, log-mean-exp."),
+            (expected + math.log(K),
+             "log-sum-exp is the log of the sum: subtract log K to make it the log of the mean."),
+            (log_w.max(0), "use log-mean-exp, not the max: every sample counts."),
+            (_non_finite(expected),
+             "use log-mean-exp with the max trick, torch.logsumexp(log_weights, dim=0) - "
+             "math.log(K): torch.exp(-1000.0) underflows to 0.0 and log(0.0) = -inf."),
+        ]
+        _compare("bound", got, expected, hints=hints)
+
+    return _run_torch("iwae_bound", fn, _iwae_bound_cases(), verify)
+
+
+_CASES.update({
+    "gaussian_kl": _gaussian_kl_cases,
+    "elbo_estimate": _elbo_estimate_cases,
+    "iwae_bound": _iwae_bound_cases,
+})
+__all__ += ["gaussian_kl", "elbo_estimate", "iwae_bound"]
+
+
+# --------------------------------------------------------------------------------------------
+# Chapter 3: gradient estimators (torch)
+# --------------------------------------------------------------------------------------------
+#
+# The exercises of chapter 3 take and return torch tensors (float64), and the quantity that
+# matters is a *gradient*: each check calls the reader's estimator on fixed noise, runs
+# autograd on the returned surrogate, and compares value and gradients with
+# :mod:`gae_course.estimators` through the same :func:`_compare` (on NumPy copies). Cases are
+# built fresh for every call (torch imported only here: chapter 1 stays NumPy-only), so
+# ``case_inputs`` hands back new leaf tensors that can be passed straight to the function.
+#
+# ========================================================  ==============================
+# ``reparam_gaussian(f, mu, log_sigma, eps)``                :func:`reparam_gaussian`
+# ``score_function_gaussian(f, mu, log_sigma, eps)``         :func:`score_function_gaussian`
+# ``leave_one_out_baseline(f_values) -> (K, B)``             :func:`leave_one_out_baseline`
+# ========================================================  ==============================
+
+
+class _Formula:
+    """A test function f: (K, B, D) -> (K, B), shown by its formula in messages."""
+
+    def __init__(self, formula, fn):
+        self.formula, self.fn = formula, fn
+
+    def __call__(self, z):
+        return self.fn(z)
+
+    def __repr__(self):
+        return self.formula
+
+
+def _gaussian_estimator_cases():
+    import torch
+
+    def t(a, grad=False):
+        return torch.tensor(a, dtype=torch.float64, requires_grad=grad)
+
+    def noise(seed, shape):
+        return torch.randn(shape, generator=torch.Generator().manual_seed(seed),
+                           dtype=torch.float64)
+
+    return [
+        _Case("one sample (K = 1), f(z) = sum z²",
+              dict(f=_Formula("sum_d z_d²", lambda z: (z**2).sum(-1)),
+                   mu=t([[0.5, -1.0]], True), log_sigma=t([[0.0, 0.7]], True),
+                   eps=t([[[1.0, -0.5]]]))),
+        _Case("K = 3 samples of a batch of 2, f(z) = sum (z - 1)²",
+              dict(f=_Formula("sum_d (z_d - 1)²", lambda z: ((z - 1.0) ** 2).sum(-1)),
+                   mu=t([[0.2, -0.4, 1.0], [1.5, 0.0, -2.0]], True),
+                   log_sigma=t([[0.1, -0.3, 0.5], [0.0, 0.2, -0.1]], True),
+                   eps=noise(31, (3, 2, 3)))),
+        _Case("K = 2, sigma < 1, f(z) = sum exp(z)",
+              dict(f=_Formula("sum_d exp(z_d)", lambda z: torch.exp(z).sum(-1)),
+                   mu=t([[0.3, -0.2], [-1.0, 0.8]], True),
+                   log_sigma=t([[-1.0, -0.5], [-2.0, -0.7]], True),
+                   eps=noise(32, (2, 2, 2)))),
+        _Case("K = 4, sigma > 1, f(z) = z_0 z_1 + sin(z_2)",
+              dict(f=_Formula("z_0 z_1 + sin(z_2)",
+                              lambda z: z[..., 0] * z[..., 1] + torch.sin(z[..., 2])),
+                   mu=t([[1.0, -2.0, 0.5], [0.0, 0.5, -1.5], [2.0, 1.0, 0.0]], True),
+                   log_sigma=t([[0.5, 0.3, 0.8], [0.2, 0.9, 0.4], [0.6, 0.1, 0.7]], True),
+                   eps=noise(33, (4, 3, 3)))),
+    ]
+
+
+def _leave_one_out_cases():
+    import torch
+
+    def f(seed, shape, scale=1.0, offset=0.0):
+        g = torch.Generator().manual_seed(seed)
+        return offset + scale * torch.randn(shape, generator=g, dtype=torch.float64)
+
+    return [
+        _Case("K = 2 samples of one problem", dict(f_values=f(41, (2, 1)))),
+        _Case("K = 3 samples of a batch of 2", dict(f_values=f(42, (3, 2), 2.0))),
+        _Case("K = 5, a batch of 3", dict(f_values=f(43, (5, 3), 0.5, 1.0))),
+        _Case("K = 4, f near 1000 (a large offset the baseline must follow)",
+              dict(f_values=f(44, (4, 1), 3.0, 1000.0))),
+    ]
+
+
+def _tensor_shapes(inputs):
+    parts = []
+    for key, value in inputs.items():
+        shape = getattr(value, "shape", None)
+        parts.append(f"{key} {tuple(shape)}" if shape is not None else f"{key}={value!r}")
+    return ", ".join(parts)
+
+
+def _run_estimator_check(check_name, fn, cases, verify):
+    """:func:`_run` for torch exercises: fresh tensors per call, then ``verify(case, out)``."""
+    import torch
+
+    if not callable(fn):
+        raise CheckFailed(
+            f"checks.{check_name} takes your function itself, e.g. `checks.{check_name}"
+            f"({check_name})` (no parentheses after it); got {_describe(fn)}."
+        )
+    all_warnings = []
+    for number, case in enumerate(cases, start=1):
+        originals = {k: v.detach().clone() for k, v in case.inputs.items()
+                     if isinstance(v, torch.Tensor)}
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            try:
+                out = fn(*case.inputs.values())
+            except NotImplementedError:
+                raise CheckFailed(
+                    f"{check_name} is not implemented yet: replace the `raise "
+                    "NotImplementedError` with your code, then run this check again."
+                ) from None
+            except Exception as err:
+                raise CheckFailed(
+                    f"{check_name} raised {type(err).__name__}: {err}\n"
+                    f"  on case {case.name!r} with inputs {_tensor_shapes(case.inputs)}"
+                    f"{_where(err, fn)}"
+                ) from err
+        messages = []
+        for w in caught:
+            text = f"{w.category.__name__}: {w.message}"
+            if text not in messages and text not in all_warnings:
+                messages.append(text)
+        all_warnings += messages
+        for key, original in originals.items():
+            now = case.inputs[key].detach()
+            if now.shape != original.shape or not torch.equal(now, original):
+                raise CheckFailed(
+                    f"{check_name} changed its argument `{key}` in place (on case "
+                    f"{case.name!r}).\nHINT: build new tensors (`z = mu + sigma * eps`), never "
+                    "`mu += ...`: the caller, and autograd, still need the originals."
+                )
+        try:
+            with np.errstate(all="ignore"):
+                verify(case, out)
+        except CheckFailed as failure:
+            lines = [
+                f"{check_name} is wrong on case {number} of {len(cases)}: {case.name}",
+                f"  inputs: {_tensor_shapes(case.inputs)}",
+                str(failure),
+            ]
+            if messages:
+                lines.append("Your function also warned: " + "; ".join(messages))
+            lines.append(
+                f"To debug: inputs = checks.case_inputs({check_name!r}, {number}); "
+                f"{check_name}(*inputs.values())"
+            )
+            raise CheckFailed("\n".join(lines)) from None
+    line = f"{check_name}: all {len(cases)} cases pass ✓"
+    if all_warnings:
+        line += " (but it warned: " + "; ".join(all_warnings) + ")"
+    print(line)
+    return True
+
+
+def _estimator_tensor(name, got, shape):
+    """``got`` as a float64 NumPy copy, after checking it is a torch tensor of ``shape``."""
+    import torch
+
+    if not isinstance(got, torch.Tensor):
+        lines = [f"{name} should be a torch tensor of shape {tuple(shape)}, got {_describe(got)}."]
+        if isinstance(got, (np.ndarray, numbers.Number, np.generic)):
+            lines.append("HINT: stay in torch (torch.exp, .mean, .sum): NumPy cuts the "
+                         "gradient path, and `.item()` / `float(...)` turn a tensor into a number.")
+        raise CheckFailed("\n".join(lines))
+    if not got.is_floating_point():
+        raise CheckFailed(f"{name} has dtype {got.dtype}, expected floating point (float64).")
+    return got.detach().to(torch.float64).numpy().copy()
+
+
+def _estimator_grads(surrogate, params):
+    """Gradients of ``surrogate`` w.r.t. ``params`` as NumPy arrays (zeros where unused)."""
+    import torch
+
+    grads = torch.autograd.grad(surrogate, params, allow_unused=True)
+    return [np.zeros(tuple(p.shape)) if g is None else g.detach().numpy().copy()
+            for g, p in zip(grads, params)]
+
+
+def _gaussian_variant(f, mu, log_sigma, eps, *, scale="exp", pathwise=True, score=False,
+                      log_prob="full", reduce="mean"):
+    """[grad mu, grad log_sigma] of a (possibly wrong) Gaussian estimator, for the hints.
+
+    scale: how sigma is made from log_sigma ("exp", "half" = exp(log_sigma / 2), "raw");
+    pathwise / score: which gradient terms are present; log_prob: "full", "no_log_sigma"
+    (normaliser forgotten) or "mean_d" (averaged over D); reduce: "mean" or "sum" over K.
+    """
+    import torch
+
+    mu = mu.detach().clone().requires_grad_(True)
+    log_sigma = log_sigma.detach().clone().requires_grad_(True)
+    sigma = {"exp": torch.exp(log_sigma), "half": torch.exp(0.5 * log_sigma),
+             "raw": log_sigma}[scale]
+    z = mu + sigma * eps
+    if not pathwise:
+        z = z.detach()
+    fz = f(z)  # (K, B)
+    terms = fz if pathwise else torch.zeros_like(fz)
+    if score:
+        standardised = (z.detach() - mu) / sigma
+        per_dim = -0.5 * standardised**2
+        if log_prob != "no_log_sigma":
+            per_dim = per_dim - torch.log(sigma)
+        lq = per_dim.mean(-1) if log_prob == "mean_d" else per_dim.sum(-1)
+        terms = terms + fz.detach() * lq
+    total = terms.mean(0) if reduce == "mean" else terms.sum(0)
+    grads = _estimator_grads(total.sum(), [mu, log_sigma])
+    return grads
+
+
+def _check_estimate(check_name, case, out, estimator, hints_for):
+    """Shared verification of (value, surrogate) for the Gaussian estimator exercises."""
+    import torch
+
+    f, mu, log_sigma, eps = case.inputs.values()
+    value, surrogate = _unpack(check_name, out, ("value", "surrogate"))
+    ref_leaves = [mu.detach().clone().requires_grad_(True),
+                  log_sigma.detach().clone().requires_grad_(True)]
+    ref = estimator(f, *ref_leaves, eps)
+    expected_value = ref.value.numpy()
+    n_samples, batch = eps.shape[:2]
+
+    if isinstance(value, torch.Tensor) and value.requires_grad:
+        raise CheckFailed(
+            "value still carries a gradient path.\nHINT: return the Monte Carlo mean "
+            "detached, `mean_f.detach()`: the gradient belongs to the surrogate only."
+        )
+    got_value = _estimator_tensor("value", value, expected_value.shape)
+    fz = f((mu + torch.exp(log_sigma) * eps).detach()).detach().numpy()  # (K, B)
+    value_hints = [(fz.sum(0), "value is the mean of f over the K samples (`.mean(0)`), "
+                               "not the sum."),
+                   (f((mu + log_sigma * eps).detach()).detach().numpy().mean(0),
+                    "sigma = exp(log_sigma): log_sigma is a logarithm, not the standard "
+                    "deviation."),
+                   (f((mu + torch.exp(0.5 * log_sigma) * eps).detach()).detach().numpy().mean(0),
+                    "log_sigma is log σ, not log σ² (a log-variance): σ = exp(log_sigma), "
+                    "not exp(log_sigma / 2).")]
+    if batch > 1:
+        value_hints.append((np.asarray(fz.mean()), "average over the samples only (axis 0): "
+                                                   "value has one entry per problem, (B,)."))
+    _compare("value", got_value, expected_value, hints=value_hints)
+
+    if not isinstance(surrogate, torch.Tensor):
+        _estimator_tensor("surrogate", surrogate, ())
+    if surrogate.shape != ():
+        lines = [f"surrogate should be a single number (a 0-d tensor), got shape "
+                 f"{tuple(surrogate.shape)}."]
+        if tuple(surrogate.shape) == (batch,):
+            lines.append("HINT: sum the per-problem surrogates over the batch (`.sum()`): each "
+                         "problem's parameters still get their own gradient.")
+        raise CheckFailed("\n".join(lines))
+    if not surrogate.requires_grad:
+        raise CheckFailed(
+            "surrogate has no gradient path to mu and log_sigma.\nHINT: build it from tensors "
+            "that depend on mu and log_sigma, and do not detach it (or call `.item()`)."
+        )
+    got_grads = _estimator_grads(surrogate, [mu, log_sigma])
+    expected_grads = _estimator_grads(ref.surrogate, ref_leaves)
+    hints = hints_for(f, mu, log_sigma, eps, n_samples)
+    for index, name in enumerate(("grad_mu", "grad_log_sigma")):
+        _compare(name, got_grads[index], expected_grads[index],
+                 hints=[(wrong[index], *rest) for wrong, *rest in hints])
+
+
+def reparam_gaussian(fn):
+    """Check ``fn(f, mu, log_sigma, eps) -> (value, surrogate)``, the pathwise estimator.
+
+    Parameters
+    ----------
+    fn : callable
+        ``f`` maps z of shape (K, B, D) to (K, B); ``mu`` and ``log_sigma`` (B, D) are leaf
+        tensors with ``requires_grad=True``; ``eps`` (K, B, D) is fixed standard normal noise.
+        Returns ``value`` (B,), the mean of f over the K samples (detached), and a 0-d
+        ``surrogate`` whose gradient is (1/K) sum_k ∇ f(mu + exp(log_sigma) eps_k), summed
+        over the batch.
+
+    Raises
+    ------
+    CheckFailed
+        With a HINT for: log_sigma used as sigma, or as a log-variance; z detached (no
+        gradient); a sum over the samples instead of the mean; a surrogate per problem; a
+        value that is not detached.
+    """
+    from gae_course import estimators
+
+    def hints_for(f, mu, log_sigma, eps, n_samples):
+        hints = [
+            (_gaussian_variant(f, mu, log_sigma, eps, scale="raw"),
+             "sigma = exp(log_sigma): log_sigma is a logarithm, not the standard deviation."),
+            (_gaussian_variant(f, mu, log_sigma, eps, scale="half"),
+             "log_sigma is log σ, not log σ² (a log-variance): σ = exp(log_sigma), "
+             "not exp(log_sigma / 2)."),
+            (_gaussian_variant(f, mu, log_sigma, eps, score=True),
+             "this adds a score-function term: the reparameterised estimate is the gradient "
+             "of mean_k f(mu + σ eps_k) only."),
+        ]
+        if n_samples > 1:
+            hints.append((_gaussian_variant(f, mu, log_sigma, eps, reduce="sum"),
+                          "average over the K samples (`.mean(0)`), do not sum them."))
+        hints.append(((lambda g: not np.any(g), lambda g: not np.any(g)),
+                      "the gradient is zero: z must be computed from mu and log_sigma "
+                      "(z = mu + exp(log_sigma) * eps), not detached or rebuilt from numbers."))
+        return hints
+
+    def verify(case, out):
+        _check_estimate("reparam_gaussian", case, out,
+                        estimators.reparam_gaussian, hints_for)
+
+    return _run_estimator_check("reparam_gaussian", fn, _gaussian_estimator_cases(), verify)
+
+
+def score_function_gaussian(fn):
+    """Check ``fn(f, mu, log_sigma, eps) -> (value, surrogate)``, REINFORCE on a Gaussian.
+
+    Parameters
+    ----------
+    fn : callable
+        Inputs as for :func:`reparam_gaussian`. The samples z = mu + exp(log_sigma) eps are
+        *detached*; the surrogate's gradient is (1/K) sum_k f(z_k) ∇ log N(z_k | mu, σ²),
+        with log N summed over the D dimensions, summed over the batch.
+
+    Raises
+    ------
+    CheckFailed
+        With a HINT for: z not detached (a pathwise term added), the -log σ normaliser left
+        out of log N, log N averaged instead of summed over D, a sum over the samples
+        instead of the mean, log_sigma used as sigma, f without the log-density.
+    """
+    from gae_course import estimators
+
+    def hints_for(f, mu, log_sigma, eps, n_samples):
+        hints = [
+            (_gaussian_variant(f, mu, log_sigma, eps, score=True),
+             "detach the samples (z = (mu + sigma * eps).detach()): with a path from mu to z "
+             "you add the reparameterisation gradient to the score-function one."),
+            (_gaussian_variant(f, mu, log_sigma, eps, pathwise=False, score=True,
+                               log_prob="no_log_sigma"),
+             "log N(z | mu, σ²) has a -log σ term in every dimension: without it the gradient "
+             "with respect to log_sigma is off by -f(z) per dimension."),
+            (_gaussian_variant(f, mu, log_sigma, eps, pathwise=False, score=True,
+                               log_prob="mean_d"),
+             "sum the log-density over the D dimensions (`.sum(-1)`), do not average it: "
+             "the dimensions are independent, so their log-densities add."),
+            (_gaussian_variant(f, mu, log_sigma, eps, scale="raw", pathwise=False, score=True),
+             "sigma = exp(log_sigma): log_sigma is a logarithm, not the standard deviation."),
+        ]
+        if n_samples > 1:
+            hints.append((_gaussian_variant(f, mu, log_sigma, eps, pathwise=False, score=True,
+                                   reduce="sum"),
+                          "average over the K samples (`.mean(0)`), do not sum them."))
+        hints.append(((lambda g: not np.any(g), lambda g: not np.any(g)),
+                      "the gradient is zero: multiply f(z) (detached) by log N(z | mu, σ²), "
+                      "which must depend on mu and log_sigma."))
+        return hints
+
+    def verify(case, out):
+        _check_estimate("score_function_gaussian", case, out,
+                        estimators.score_function_gaussian, hints_for)
+
+    return _run_estimator_check("score_function_gaussian", fn, _gaussian_estimator_cases(), verify)
+
+
+def leave_one_out_baseline(fn):
+    """Check ``fn(f_values) -> baseline`` of shape (K, B): the mean of the *other* samples.
+
+    Raises
+    ------
+    CheckFailed
+        With a HINT for: the mean of all K samples (the sample's own f included, which
+        biases the estimator), a division by K instead of K - 1, one value per problem (B,)
+        instead of one per sample, the mean over the batch axis.
+    """
+    from gae_course import estimators
+
+    def verify(case, got):
+        f_values = case.inputs["f_values"].detach()
+        K = f_values.shape[0]
+        expected = estimators.leave_one_out_baseline(f_values).numpy()
+        f = f_values.numpy()
+        others = f.sum(0, keepdims=True) - f
+        hints = [
+            (np.broadcast_to(f.mean(0, keepdims=True), f.shape),
+             "leave sample k out: b_k = (sum_j f_j - f_k) / (K - 1). With f_k inside its own "
+             "baseline, b depends on z_k and the estimator is biased."),
+            (others / K, "divide by K - 1, the number of *other* samples, not by K."),
+            (f.mean(0), "one baseline per sample: return shape (K, B), b[k] excludes f[k]."),
+            ((f.sum(1, keepdims=True) - f) / max(f.shape[1] - 1, 1),
+             "leave out the other *samples* of the same problem: sum over axis 0 (K), "
+             "not over the batch axis."),
+        ]
+        got_array = _estimator_tensor("baseline", got, expected.shape)
+        _compare("baseline", got_array, expected, hints=hints)
+
+    return _run_estimator_check("leave_one_out_baseline", fn, _leave_one_out_cases(), verify)
+
+
+_CASES.update({
+    "reparam_gaussian": _gaussian_estimator_cases,
+    "score_function_gaussian": _gaussian_estimator_cases,
+    "leave_one_out_baseline": _leave_one_out_cases,
+})
+__all__ += ["reparam_gaussian", "score_function_gaussian", "leave_one_out_baseline"]

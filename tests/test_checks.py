@@ -395,3 +395,408 @@ def test_cases_are_small_and_include_an_underflowing_point():
     with np.errstate(under="ignore"):
         densities = np.exp(_weighted_log_prob(*far.values()))
     assert (densities.sum(axis=1) == 0.0).any()  # naive exp underflows on this case
+
+
+# --------------------------------------------------------------------------------------------
+# Chapter 2: the Gaussian KL, the ELBO estimate and the IWAE bound (torch)
+# --------------------------------------------------------------------------------------------
+# The chapter 2 cases have no X, so they get their own tests beside the ones above.
+
+import math  # noqa: E402
+
+import torch  # noqa: E402
+
+
+def gaussian_kl(mu_q, logvar_q, mu_p, logvar_p):
+    """KL(q || p) of diagonal Gaussians, summed over the last axis; shape (B,)."""
+    var_ratio = torch.exp(logvar_q - logvar_p)  # sigma_q^2 / sigma_p^2, in log space
+    return 0.5 * torch.sum(
+        var_ratio + (mu_q - mu_p) ** 2 / torch.exp(logvar_p) - 1.0 - logvar_q + logvar_p, dim=-1
+    )
+
+
+def elbo_estimate(log_lik, mu, logvar):
+    """mean_k log p(x | z_k) - KL(q || N(0, I)); log_lik (K, B), mu, logvar (B, L) -> (B,)."""
+    kl = -0.5 * torch.sum(1 + logvar - mu**2 - torch.exp(logvar), dim=-1)
+    return log_lik.mean(dim=0) - kl
+
+
+def iwae_bound(log_weights):
+    """log-mean-exp over the K samples (dim 0); (K, B) -> (B,)."""
+    return torch.logsumexp(log_weights, dim=0) - math.log(log_weights.shape[0])
+
+
+CH2_SOLUTIONS = {"gaussian_kl": gaussian_kl, "elbo_estimate": elbo_estimate, "iwae_bound": iwae_bound}
+
+
+def kl_reversed(mu_q, logvar_q, mu_p, logvar_p):
+    return gaussian_kl(mu_p, logvar_p, mu_q, logvar_q)
+
+
+def kl_no_half(mu_q, logvar_q, mu_p, logvar_p):
+    return 2 * gaussian_kl(mu_q, logvar_q, mu_p, logvar_p)
+
+
+def kl_not_summed(mu_q, logvar_q, mu_p, logvar_p):
+    return 0.5 * (torch.exp(logvar_q - logvar_p) + (mu_q - mu_p) ** 2 / torch.exp(logvar_p)
+                  - 1.0 - logvar_q + logvar_p)  # (B, L)
+
+
+def kl_naive_ratio(mu_q, logvar_q, mu_p, logvar_p):
+    var_q, var_p = torch.exp(logvar_q), torch.exp(logvar_p)  # inf for logvar = 750
+    return 0.5 * torch.sum(var_q / var_p + (mu_q - mu_p) ** 2 / var_p - 1 - logvar_q + logvar_p, -1)
+
+
+def kl_std_as_variance(mu_q, logvar_q, mu_p, logvar_p):
+    return gaussian_kl(mu_q, 2 * logvar_q, mu_p, 2 * logvar_p)
+
+
+def kl_float32(mu_q, logvar_q, mu_p, logvar_p):
+    return gaussian_kl(mu_q, logvar_q, mu_p, logvar_p).float()
+
+
+def ee_sum_over_samples(log_lik, mu, logvar):
+    return elbo_estimate(log_lik, mu, logvar) + log_lik.sum(0) - log_lik.mean(0)
+
+
+def ee_plus_kl(log_lik, mu, logvar):
+    return 2 * log_lik.mean(0) - elbo_estimate(log_lik, mu, logvar)
+
+
+def ee_no_kl(log_lik, mu, logvar):
+    return log_lik.mean(0)
+
+
+def ee_kl_not_summed(log_lik, mu, logvar):
+    return log_lik.mean(0)[:, None] + 0.5 * (1 + logvar - mu**2 - torch.exp(logvar))
+
+
+def iw_mean_of_logs(log_weights):
+    return log_weights.mean(0)
+
+
+def iw_no_log_k(log_weights):
+    return torch.logsumexp(log_weights, dim=0)
+
+
+def iw_naive(log_weights):
+    return torch.log(torch.exp(log_weights).mean(0))
+
+
+def iw_wrong_axis(log_weights):
+    return torch.logsumexp(log_weights, dim=1) - math.log(log_weights.shape[1])
+
+
+CH2_MISTAKES = [
+    ("gaussian_kl", kl_reversed, r"this is KL\(p \|\| q\)"),
+    ("gaussian_kl", kl_no_half, r"factor 1/2 in front of the sum is missing"),
+    ("gaussian_kl", kl_not_summed, r"expected shape \(3,\), got shape \(3, 2\)(.|\n)*sum over the latent"),
+    ("gaussian_kl", kl_naive_ratio, r"case 4 of 4(.|\n)*torch\.exp\(logvar_q - logvar_p\)"),
+    ("gaussian_kl", kl_std_as_variance, r"not the standard deviation"),
+    ("gaussian_kl", kl_float32, r"kl has dtype torch\.float32, expected torch\.float64"),
+    ("elbo_estimate", ee_sum_over_samples, r"not sum: the ELBO is an expectation"),
+    ("elbo_estimate", ee_plus_kl, r"subtract the KL"),
+    ("elbo_estimate", ee_no_kl, r"KL\(q \|\| N\(0, I\)\) term is missing"),
+    ("elbo_estimate", ee_kl_not_summed, r"sum the KL over the latent coordinates"),
+    ("iwae_bound", iw_mean_of_logs, r"the K-sample ELBO(.|\n)*log-mean-exp"),
+    ("iwae_bound", iw_no_log_k, r"subtract log K"),
+    ("iwae_bound", iw_naive, r"case 4 of 4(.|\n)*underflows to 0\.0"),
+    ("iwae_bound", iw_wrong_axis, r"reduce over the samples, axis 0"),
+]
+
+
+@pytest.mark.parametrize("name", sorted(CH2_SOLUTIONS))
+def test_chapter_2_check_passes_the_solution(name, capsys):
+    assert _check(name)(CH2_SOLUTIONS[name]) is True
+    assert capsys.readouterr().out == f"{name}: all 4 cases pass ✓\n"
+
+
+@pytest.mark.parametrize("name", sorted(CH2_SOLUTIONS))
+def test_chapter_2_stub_gets_a_friendly_message(name):
+    with pytest.raises(CheckFailed, match=rf"^{name} is not implemented yet: replace the"):
+        _check(name)(_stub)
+
+
+@pytest.mark.parametrize(
+    "name, wrong, match", CH2_MISTAKES, ids=[f"{n}-{w.__name__}" for n, w, _ in CH2_MISTAKES]
+)
+def test_chapter_2_check_explains_a_typical_mistake(name, wrong, match):
+    with pytest.raises(CheckFailed, match=match):
+        _check(name)(wrong)
+
+
+def test_every_chapter_2_check_is_tested_on_at_least_two_mistakes():
+    for name in CH2_SOLUTIONS:
+        assert sum(check == name for check, _, _ in CH2_MISTAKES) >= 2
+
+
+def test_chapter_2_checks_catch_in_place_edits_and_name_the_line():
+    def in_place(mu_q, logvar_q, mu_p, logvar_p):
+        mu_q -= mu_p
+        return gaussian_kl(mu_q, logvar_q, torch.zeros_like(mu_p), logvar_p)
+
+    with pytest.raises(CheckFailed, match=r"changed its argument `mu_q` in place"):
+        checks.gaussian_kl(in_place)
+
+    def broken(log_weights):
+        return log_weights @ torch.ones(7, dtype=log_weights.dtype)
+
+    with pytest.raises(CheckFailed) as info:
+        checks.iwae_bound(broken)
+    assert "return log_weights @ torch.ones(7" in str(info.value)
+    assert "with inputs log_weights (5, 3)" in str(info.value)
+
+
+def test_chapter_2_cases_are_small_numpy_and_one_is_numerically_hard():
+    for name in CH2_SOLUTIONS:
+        for number in range(1, 5):
+            inputs = checks.case_inputs(name, number)
+            assert all(isinstance(v, np.ndarray) and v.size <= 60 for v in inputs.values())
+    with np.errstate(over="ignore", under="ignore"):
+        assert np.isinf(np.exp(checks.case_inputs("gaussian_kl", 4)["logvar_q"])).all()
+        assert (np.exp(checks.case_inputs("iwae_bound", 4)["log_weights"]) == 0).all()
+
+
+# --------------------------------------------------------------------------------------------
+# Chapter 3: gradient estimators (torch). Solutions as a reader writes them, then mistakes.
+# --------------------------------------------------------------------------------------------
+
+
+def reparam_gaussian(f, mu, log_sigma, eps):
+    """(value (B,), surrogate ()) for the pathwise estimator; eps (K, B, D)."""
+    import torch
+
+    z = mu + torch.exp(log_sigma) * eps  # (K, B, D)
+    mean_f = f(z).mean(0)  # (B,)
+    return mean_f.detach(), mean_f.sum()
+
+
+def score_function_gaussian(f, mu, log_sigma, eps):
+    """(value (B,), surrogate ()) for REINFORCE with the Gaussian's own samples."""
+    import math
+
+    import torch
+
+    z = (mu + torch.exp(log_sigma) * eps).detach()  # no path from the parameters to z
+    log_q = (-0.5 * ((z - mu) / torch.exp(log_sigma)) ** 2 - log_sigma
+             - 0.5 * math.log(2 * math.pi)).sum(-1)  # (K, B)
+    fz = f(z).detach()
+    return fz.mean(0), (fz * log_q).mean(0).sum()
+
+
+def leave_one_out_baseline(f_values):
+    """b[k] = mean of f over the other K - 1 samples; shape (K, B)."""
+    n_samples = f_values.shape[0]
+    return (f_values.sum(0, keepdim=True) - f_values) / (n_samples - 1)
+
+
+CH3_SOLUTIONS = {
+    "reparam_gaussian": reparam_gaussian,
+    "score_function_gaussian": score_function_gaussian,
+    "leave_one_out_baseline": leave_one_out_baseline,
+}
+
+
+def rp_log_sigma_as_sigma(f, mu, log_sigma, eps):
+    mean_f = f(mu + log_sigma * eps).mean(0)
+    return mean_f.detach(), mean_f.sum()
+
+
+def rp_log_variance(f, mu, log_sigma, eps):
+    import torch
+
+    mean_f = f(mu + torch.exp(0.5 * log_sigma) * eps).mean(0)
+    return mean_f.detach(), mean_f.sum()
+
+
+def rp_sum_over_samples(f, mu, log_sigma, eps):
+    import torch
+
+    total = f(mu + torch.exp(log_sigma) * eps).sum(0)
+    return total.detach() / eps.shape[0], total.sum()
+
+
+def rp_detached_z(f, mu, log_sigma, eps):
+    import torch
+
+    mean_f = f(mu + torch.exp(log_sigma) * eps).mean(0)
+    return mean_f.detach(), mean_f.sum().detach().requires_grad_(True)
+
+
+def rp_value_not_detached(f, mu, log_sigma, eps):
+    import torch
+
+    mean_f = f(mu + torch.exp(log_sigma) * eps).mean(0)
+    return mean_f, mean_f.sum()
+
+
+def rp_surrogate_per_problem(f, mu, log_sigma, eps):
+    import torch
+
+    mean_f = f(mu + torch.exp(log_sigma) * eps).mean(0)
+    return mean_f.detach(), mean_f
+
+
+def sf_z_not_detached(f, mu, log_sigma, eps):
+    import math
+
+    import torch
+
+    z = mu + torch.exp(log_sigma) * eps
+    log_q = (-0.5 * ((z.detach() - mu) / torch.exp(log_sigma)) ** 2 - log_sigma
+             - 0.5 * math.log(2 * math.pi)).sum(-1)
+    fz = f(z)
+    return fz.mean(0).detach(), (fz + fz.detach() * log_q).mean(0).sum()
+
+
+def sf_no_normaliser(f, mu, log_sigma, eps):
+    import torch
+
+    z = (mu + torch.exp(log_sigma) * eps).detach()
+    log_q = (-0.5 * ((z - mu) / torch.exp(log_sigma)) ** 2).sum(-1)  # forgot -log sigma
+    fz = f(z)
+    return fz.mean(0), (fz * log_q).mean(0).sum()
+
+
+def sf_mean_over_dimensions(f, mu, log_sigma, eps):
+    import torch
+
+    z = (mu + torch.exp(log_sigma) * eps).detach()
+    log_q = (-0.5 * ((z - mu) / torch.exp(log_sigma)) ** 2 - log_sigma).mean(-1)
+    fz = f(z)
+    return fz.mean(0), (fz * log_q).mean(0).sum()
+
+
+def sf_without_log_prob(f, mu, log_sigma, eps):
+    import torch
+
+    z = (mu + torch.exp(log_sigma) * eps).detach()
+    fz = f(z)
+    return fz.mean(0), fz.mean(0).sum()  # no path to the parameters at all
+
+
+def sf_sum_over_samples(f, mu, log_sigma, eps):
+    import torch
+
+    z = (mu + torch.exp(log_sigma) * eps).detach()
+    log_q = (-0.5 * ((z - mu) / torch.exp(log_sigma)) ** 2 - log_sigma).sum(-1)
+    fz = f(z)
+    return fz.mean(0), (fz * log_q).sum(0).sum()
+
+
+def loo_includes_own_sample(f_values):
+    return f_values.mean(0, keepdim=True).expand_as(f_values).clone()
+
+
+def loo_divides_by_k(f_values):
+    return (f_values.sum(0, keepdim=True) - f_values) / f_values.shape[0]
+
+
+def loo_one_per_problem(f_values):
+    return f_values.mean(0)
+
+
+def loo_numpy(f_values):
+    f = f_values.detach().numpy()
+    return (f.sum(0, keepdims=True) - f) / (len(f) - 1)
+
+
+CH3_MISTAKES = [
+    ("reparam_gaussian", rp_log_sigma_as_sigma,
+     r"value has wrong(.|\n)*sigma = exp\(log_sigma\)"),
+    ("reparam_gaussian", rp_log_variance, r"not log σ² \(a log-variance\)"),
+    ("reparam_gaussian", rp_sum_over_samples, r"case 2 of 4(.|\n)*average over the K samples"),
+    ("reparam_gaussian", rp_detached_z, r"grad_mu has wrong values(.|\n)*gradient is zero"),
+    ("reparam_gaussian", rp_value_not_detached, r"value still carries a gradient path"),
+    ("reparam_gaussian", rp_surrogate_per_problem,
+     r"single number \(a 0-d tensor\)(.|\n)*sum the per-problem"),
+    ("score_function_gaussian", sf_z_not_detached, r"detach the samples"),
+    ("score_function_gaussian", sf_no_normaliser, r"grad_log_sigma(.|\n)*-log σ term"),
+    ("score_function_gaussian", sf_mean_over_dimensions, r"sum the log-density over the D"),
+    ("score_function_gaussian", sf_without_log_prob, r"surrogate has no gradient path"),
+    ("score_function_gaussian", sf_sum_over_samples,
+     r"case 2 of 4(.|\n)*average over the K samples"),
+    ("leave_one_out_baseline", loo_includes_own_sample, r"leave sample k out(.|\n)*biased"),
+    ("leave_one_out_baseline", loo_divides_by_k, r"divide by K - 1"),
+    ("leave_one_out_baseline", loo_one_per_problem, r"wrong shape(.|\n)*one baseline per sample"),
+    ("leave_one_out_baseline", loo_numpy, r"should be a torch tensor(.|\n)*stay in torch"),
+]
+
+
+@pytest.mark.parametrize("name", sorted(CH3_SOLUTIONS))
+def test_chapter_3_check_passes_the_solution(name, capsys):
+    assert _check(name)(CH3_SOLUTIONS[name]) is True
+    assert capsys.readouterr().out == f"{name}: all 4 cases pass ✓\n"
+
+
+@pytest.mark.parametrize("name", sorted(CH3_SOLUTIONS))
+def test_chapter_3_check_passes_the_package_version(name, capsys):
+    from gae_course import estimators
+
+    assert _check(name)(getattr(estimators, name)) is True
+
+
+@pytest.mark.parametrize("name", sorted(CH3_SOLUTIONS))
+def test_chapter_3_stub_gets_a_friendly_message(name):
+    with pytest.raises(CheckFailed) as info:
+        _check(name)(_stub)
+    assert str(info.value) == (
+        f"{name} is not implemented yet: replace the `raise NotImplementedError` with your "
+        "code, then run this check again."
+    )
+    assert info.value.__cause__ is None and info.value.__suppress_context__
+
+
+@pytest.mark.parametrize(
+    "name, wrong, match", CH3_MISTAKES,
+    ids=[f"{name}-{wrong.__name__}" for name, wrong, _ in CH3_MISTAKES],
+)
+def test_chapter_3_check_explains_a_typical_mistake(name, wrong, match):
+    with pytest.raises(CheckFailed, match=match) as info:
+        _check(name)(wrong)
+    message = str(info.value)
+    assert message.count("HINT:") <= 1
+    assert f"checks.case_inputs('{name}', " in message
+
+
+def test_every_chapter_3_check_is_tested_on_at_least_two_mistakes():
+    for name in CH3_SOLUTIONS:
+        assert sum(check == name for check, _, _ in CH3_MISTAKES) >= 2
+
+
+def test_chapter_3_message_names_quantity_shape_and_first_difference():
+    with pytest.raises(CheckFailed) as info:
+        checks.score_function_gaussian(sf_no_normaliser)
+    message = str(info.value)
+    assert message.startswith("score_function_gaussian is wrong on case 1 of 4: one sample")
+    assert "inputs: f=sum_d z_d², mu (1, 2), log_sigma (1, 2), eps (1, 1, 2)" in message
+    assert "grad_log_sigma has wrong values: expected shape (1, 2)" in message
+    assert "First difference at grad_log_sigma[0, 0]: got " in message
+
+
+def test_chapter_3_case_inputs_are_fresh_leaf_tensors():
+    first = checks.case_inputs("reparam_gaussian", 2)
+    assert list(first) == ["f", "mu", "log_sigma", "eps"]
+    assert first["mu"].requires_grad and first["mu"].is_leaf and not first["eps"].requires_grad
+    value, surrogate = reparam_gaussian(*first.values())
+    surrogate.backward()
+    again = checks.case_inputs("reparam_gaussian", 2)
+    assert again["mu"].grad is None and again["mu"] is not first["mu"]
+    assert tuple(checks.case_inputs("leave_one_out_baseline", 3)["f_values"].shape) == (5, 3)
+
+
+def test_chapter_3_checks_catch_in_place_edits_and_name_the_line():
+    def in_place(f, mu, log_sigma, eps):
+        eps *= 2.0
+        return reparam_gaussian(f, mu, log_sigma, eps)
+
+    with pytest.raises(CheckFailed, match=r"changed its argument `eps` in place"):
+        checks.reparam_gaussian(in_place)
+
+    def broken(f_values):
+        return f_values.sum(0) @ f_values.sum(1)  # shapes do not match
+
+    with pytest.raises(CheckFailed) as info:
+        checks.leave_one_out_baseline(broken)
+    assert info.value.args[0].startswith("leave_one_out_baseline raised RuntimeError")
+    assert "return f_values.sum(0) @ f_values.sum(1)" in str(info.value)

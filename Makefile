@@ -1,6 +1,7 @@
 # The two commands of the course (see README.md):
 #   make test    set up .venv, run the unit tests and every chapter through nbval (quick mode)
 #   make course  set up .venv, execute every chapter in full mode into build/
+#   make student set up .venv, write the student versions of every chapter into student/
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
@@ -8,11 +9,12 @@ STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
 COURSE_ARGS ?=
 
-.PHONY: help test course clean
+.PHONY: help test course student clean
 
 help:
 	@echo "make test     set up $(VENV) (first run only), run unit tests + every chapter via nbval, quick mode"
 	@echo "make course   set up $(VENV), run every chapter in full mode: build/*.ipynb, *.html, results.json"
+	@echo "make student  set up $(VENV), write student versions (solutions -> stubs) into student/"
 	@echo "make clean    remove build/"
 	@echo "options:      PYTHON=$(PYTHON)  PYTEST_ARGS='-k pairing'  COURSE_ARGS='--only 01 --quick'"
 
@@ -35,6 +37,10 @@ test: $(STAMP)
 course: $(STAMP)
 	@echo ">> executing every chapter in full mode into build/"
 	$(PY) tools/run_course.py $(COURSE_ARGS)
+
+student: $(STAMP)
+	@echo ">> writing student versions of every chapter into student/"
+	$(PY) -m gae_course.assign chapters student
 
 clean:
 	@echo ">> removing build/"

@@ -800,3 +800,70 @@ def test_chapter_3_checks_catch_in_place_edits_and_name_the_line():
         checks.leave_one_out_baseline(broken)
     assert info.value.args[0].startswith("leave_one_out_baseline raised RuntimeError")
     assert "return f_values.sum(0) @ f_values.sum(1)" in str(info.value)
+
+
+# --------------------------------------------------------------------------------------------
+# Chapter 4: the VAE's negative ELBO (torch)
+# --------------------------------------------------------------------------------------------
+
+
+def vae_negative_elbo(x, mu, logvar, eps, decoder):
+    z = mu + torch.exp(0.5 * logvar) * eps
+    logits = decoder(z)
+    recon = torch.nn.functional.binary_cross_entropy_with_logits(logits, x, reduction="none").sum(-1)
+    kl = -0.5 * torch.sum(1 + logvar - mu**2 - torch.exp(logvar), dim=-1)
+    return recon, kl
+
+
+def _vae_with(z_of, recon_of=None, kl_of=None):
+    def wrong(x, mu, logvar, eps, decoder):
+        logits = decoder(z_of(mu, logvar, eps))
+        per_pixel = torch.nn.functional.binary_cross_entropy_with_logits(logits, x, reduction="none")
+        recon = per_pixel.sum(-1) if recon_of is None else recon_of(per_pixel, logits, x)
+        kl = -0.5 * torch.sum(1 + logvar - mu**2 - torch.exp(logvar), dim=-1)
+        return recon, (kl if kl_of is None else kl_of(kl))
+    return wrong
+
+
+def _from_probabilities(per_pixel, logits, x):
+    p = torch.sigmoid(logits)
+    return -(x * torch.log(p) + (1 - x) * torch.log(1 - p)).sum(-1)
+
+
+CH4_MISTAKES = [
+    (_vae_with(lambda m, lv, e: m + torch.exp(lv) * e), r"exp\(logvar\) is the variance"),
+    (_vae_with(lambda m, lv, e: m + lv * e), r"logvar is a log-variance"),
+    (_vae_with(lambda m, lv, e: m), r"the noise is missing"),
+    (_vae_with(lambda m, lv, e: m + torch.exp(0.5 * lv) * e, lambda pp, l, x: pp.mean(-1)),
+     r"a mean divides the likelihood by D"),
+    (_vae_with(lambda m, lv, e: m + torch.exp(0.5 * lv) * e, lambda pp, l, x: -pp.sum(-1)),
+     r"return the \*negative\* log-likelihood"),
+    (_vae_with(lambda m, lv, e: m + torch.exp(0.5 * lv) * e, _from_probabilities),
+     r"case 3 of 3(.|\n)*from the logits"),
+    (_vae_with(lambda m, lv, e: m + torch.exp(0.5 * lv) * e, None, lambda kl: -kl), r"a KL is never negative"),
+    (_vae_with(lambda m, lv, e: m + torch.exp(0.5 * lv) * e, lambda pp, l, x: pp.sum()),
+     r"one number per image"),
+]
+
+
+def test_chapter_4_check_passes_the_solution(capsys):
+    assert checks.vae_negative_elbo(vae_negative_elbo) is True
+    assert capsys.readouterr().out == "vae_negative_elbo: all 3 cases pass ✓\n"
+
+
+def test_chapter_4_stub_gets_a_friendly_message():
+    with pytest.raises(CheckFailed, match=r"^vae_negative_elbo is not implemented yet"):
+        checks.vae_negative_elbo(_stub)
+
+
+@pytest.mark.parametrize("wrong, match", CH4_MISTAKES, ids=[str(i) for i in range(len(CH4_MISTAKES))])
+def test_chapter_4_check_explains_a_typical_mistake(wrong, match):
+    with pytest.raises(CheckFailed, match=match):
+        checks.vae_negative_elbo(wrong)
+
+
+def test_chapter_4_check_wants_two_values_and_float64():
+    with pytest.raises(CheckFailed, match=r"should return 2 values, \(recon, kl\)"):
+        checks.vae_negative_elbo(lambda *args: vae_negative_elbo(*args)[0])
+    with pytest.raises(CheckFailed, match=r"recon has dtype torch\.float32"):
+        checks.vae_negative_elbo(lambda *args: tuple(t.float() for t in vae_negative_elbo(*args)))

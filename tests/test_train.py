@@ -13,13 +13,7 @@ from gae_course.train import TrainConfig, cached_fit, fit
 TINY = AutoencoderConfig(kind="mlp", latent_dim=4, hidden=(32,))
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny models gain nothing from threads, and on a busy machine they lose a lot."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture

@@ -1,0 +1,474 @@
+r"""Variational autoencoders on binarised images: Gaussian or Bernoulli latents, conditional or not.
+
+A VAE (Kingma & Welling, 2014) is a latent-variable model :math:`p_\theta(x, z) =
+p(z)\,p_\theta(x \mid z)` trained together with an encoder :math:`q_\phi(z \mid x)` by
+maximising the evidence lower bound (see :mod:`gae_course.elbo`)
+
+.. math::
+
+    \text{ELBO}(x) = \underbrace{\mathbb E_{q_\phi(z \mid x)}[\log p_\theta(x \mid z)]}_{-\text{reconstruction}}
+                     - \operatorname{KL}\bigl(q_\phi(z \mid x) \,\|\, p(z)\bigr) \le \log p_\theta(x).
+
+Here the pixels are binary, :math:`p_\theta(x \mid z)` is one Bernoulli per pixel whose logit
+the decoder gives, and the networks are multi-layer perceptrons (as in the published
+figures this course compares with). Two kinds of latent, chosen by :class:`VAEConfig`:
+
+* ``"gaussian"``: :math:`q = \mathcal N(\mu, \operatorname{diag} e^{\text{logvar}})`, prior
+  :math:`\mathcal N(0, I)`. The expectation is estimated with one reparameterised sample,
+  the KL is in closed form. ``beta`` weighs the KL (beta-VAE, Higgins et al., 2017).
+* ``"bernoulli"``: :math:`q = \prod_j \operatorname{Bernoulli}(\sigma(\ell_j))`, prior
+  :math:`\operatorname{Bernoulli}(1/2)^L`. A binary code cannot be reparameterised, so the
+  encoder's gradient of the expectation is the score-function estimate
+  :math:`(\log p_\theta(x \mid z) - b(x))\,\nabla_\phi \log q_\phi(z \mid x)` with a baseline
+  :math:`b(x) = c + b_\psi(x)`: a moving average :math:`c` of the reconstruction term plus a
+  small network trained to predict what is left (NVIL, Mnih & Gregor, 2014, sec. 3.3). The KL
+  between factorised Bernoullis is in closed form and differentiated exactly.
+
+A conditional VAE (Sohn et al., 2015) feeds the one-hot label to both networks:
+:math:`q_\phi(z \mid x, y)`, :math:`p_\theta(x \mid z, y)`; decoding prior samples with a
+chosen :math:`y` draws that class.
+
+Every loss returns the negative ELBO per image as its *value* (whatever the latent), so the
+training histories of all VAEs can be compared; for the Bernoulli latent the score-function
+and baseline terms are added as zero-valued terms that carry only gradients.
+
+Shapes: ``B`` images, ``L = latent_dim``, ``K`` samples per image, ``D = 784`` pixels.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+from dataclasses import asdict, dataclass
+from typing import Callable
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from gae_course import elbo as elbo_lib
+from gae_course import estimators
+from gae_course import train as train_lib
+
+LATENTS = ("gaussian", "bernoulli")
+LOG_HALF = math.log(0.5)
+
+
+@dataclass(frozen=True)
+class VAEConfig:
+    """Sizes of a VAE. Frozen, so it is hashable and can key the model cache."""
+
+    latent_dim: int = 32  # L: size of z
+    hidden: tuple[int, ...] = (512, 256)  # encoder's hidden widths; the decoder reverses them
+    latent: str = "gaussian"  # "gaussian" (reparameterised) or "bernoulli" (score function)
+    n_classes: int = 0  # > 0: a conditional VAE, the one-hot label goes into both networks
+    n_pixels: int = 784  # D: length of a flattened 28x28 image
+    baseline_hidden: int = 100  # bernoulli only: width of the learned baseline b_psi(x)
+    baseline_decay: float = 0.9  # bernoulli only: weight of the old value in the moving average
+
+    def __post_init__(self):
+        if self.latent not in LATENTS:
+            raise ValueError(f"latent must be one of {LATENTS}; got {self.latent!r}.")
+        if self.latent_dim < 1 or self.n_pixels < 1 or self.n_classes < 0:
+            raise ValueError(
+                f"need latent_dim >= 1, n_pixels >= 1 and n_classes >= 0; got "
+                f"{self.latent_dim}, {self.n_pixels}, {self.n_classes}."
+            )
+        if not 0.0 <= self.baseline_decay < 1.0:
+            raise ValueError(f"baseline_decay must lie in [0, 1); got {self.baseline_decay}.")
+        object.__setattr__(self, "hidden", tuple(int(h) for h in self.hidden))
+
+    @property
+    def conditional(self) -> bool:
+        return self.n_classes > 0
+
+    def to_dict(self) -> dict:
+        """Plain JSON-ready dict; ``VAEConfig(**d)`` inverts it."""
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
+
+
+def _mlp(sizes: list[int]) -> nn.Sequential:
+    """Linear layers of the given widths with ReLU between them (none after the last)."""
+    layers: list[nn.Module] = []
+    for i, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:])):
+        layers.append(nn.Linear(n_in, n_out))
+        if i < len(sizes) - 2:
+            layers.append(nn.ReLU())
+    return nn.Sequential(*layers)
+
+
+def kl_bernoulli_half(logits: torch.Tensor) -> torch.Tensor:
+    r"""KL(Bernoulli(sigmoid(logits)) || Bernoulli(1/2)), summed over the last axis.
+
+    :math:`\sum_j q_j \log q_j + (1 - q_j) \log(1 - q_j) + \log 2`, with the logs taken from
+    the logits (``logsigmoid``) so that a saturated ``q`` gives no ``0 * log 0``.
+
+    Parameters
+    ----------
+    logits : Tensor of shape (..., L)
+
+    Returns
+    -------
+    Tensor of shape (...)
+    """
+    q = torch.sigmoid(logits)
+    per_unit = q * F.logsigmoid(logits) + (1 - q) * F.logsigmoid(-logits) - LOG_HALF
+    return per_unit.sum(-1)
+
+
+class VAE(nn.Module):
+    """A VAE with MLP encoder and decoder on flattened binary images.
+
+    Parameters
+    ----------
+    config : VAEConfig, optional
+        Default ``VAEConfig()`` (Gaussian latent, L = 32, hidden 512-256, unconditional).
+    """
+
+    def __init__(self, config: VAEConfig | None = None):
+        super().__init__()
+        self.config = VAEConfig() if config is None else config
+        c = self.config
+        n_out = 2 * c.latent_dim if c.latent == "gaussian" else c.latent_dim
+        self.encoder = _mlp([c.n_pixels + c.n_classes, *c.hidden, n_out])
+        self.decoder = _mlp([c.latent_dim + c.n_classes, *reversed(c.hidden), c.n_pixels])
+        if c.latent == "bernoulli":
+            self.baseline = estimators.LearnedBaseline(c.n_pixels, c.baseline_hidden).float()
+            # the moving-average part c of the baseline; a buffer, so it is saved with the weights
+            self.register_buffer("baseline_mean", torch.zeros(()))
+
+    # -- inputs ------------------------------------------------------------------------------
+
+    def _flat(self, x: torch.Tensor) -> torch.Tensor:
+        """Images (B, 28, 28), (B, 1, 28, 28) or (B, 784) to (B, 784); anything else refused."""
+        D = self.config.n_pixels
+        if x.ndim < 2 or math.prod(x.shape[1:]) != D:
+            raise ValueError(f"expected a batch of images with {D} pixels each; got shape {tuple(x.shape)}.")
+        return x.reshape(x.shape[0], D)
+
+    def _one_hot(self, y, batch: int) -> torch.Tensor | None:
+        c = self.config
+        if not c.conditional:
+            if y is not None:
+                raise ValueError("this VAE is not conditional (n_classes=0); do not pass labels.")
+            return None
+        if y is None:
+            raise ValueError(f"this VAE is conditional on {c.n_classes} classes; pass the labels y.")
+        y = torch.as_tensor(y, device=self.decoder[0].weight.device)
+        if y.shape != (batch,):
+            raise ValueError(f"labels must have shape ({batch},); got {tuple(y.shape)}.")
+        if y.dtype.is_floating_point or int(y.min()) < 0 or int(y.max()) >= c.n_classes:
+            raise ValueError(f"labels must be integers in [0, {c.n_classes}); got {y[:5].tolist()}...")
+        return F.one_hot(y.long(), c.n_classes).to(self.decoder[0].weight.dtype)
+
+    # -- the two networks --------------------------------------------------------------------
+
+    def posterior(self, x: torch.Tensor, y=None):
+        """Parameters of q(z | x[, y]): ``(mu, logvar)`` each (B, L), or Bernoulli logits (B, L)."""
+        x = self._flat(x)
+        label = self._one_hot(y, x.shape[0])
+        h = self.encoder(x if label is None else torch.cat([x, label], dim=1))
+        if self.config.latent == "gaussian":
+            mu, logvar = h.chunk(2, dim=-1)
+            return mu, logvar
+        return h
+
+    def encode(self, x: torch.Tensor, y=None) -> torch.Tensor:
+        """The mean of q(z | x): ``mu`` or ``sigmoid(logits)``, shape (B, L)."""
+        q = self.posterior(x, y)
+        return q[0] if self.config.latent == "gaussian" else torch.sigmoid(q)
+
+    def decoder_logits(self, z: torch.Tensor, y=None) -> torch.Tensor:
+        """Pixel logits for codes ``z`` of shape (..., B, L): returns (..., B, D).
+
+        Leading sample dimensions (K) are allowed; the labels (B,) are broadcast over them.
+        """
+        label = self._one_hot(y, z.shape[-2])
+        if label is not None:
+            z = torch.cat([z, label.expand(*z.shape[:-1], -1)], dim=-1)
+        return self.decoder(z)
+
+    def decode(self, z: torch.Tensor, y=None) -> torch.Tensor:
+        """Pixel probabilities (B, 1, 28, 28) for codes (B, L): the mean of p(x | z[, y])."""
+        probs = torch.sigmoid(self.decoder_logits(z, y))
+        return probs.reshape(z.shape[0], 1, 28, 28) if self.config.n_pixels == 784 else probs
+
+    def forward(self, x: torch.Tensor, y=None) -> torch.Tensor:
+        """Reconstruction logits (B, D) decoded from the mean code."""
+        return self.decoder_logits(self.encode(x, y), y)
+
+    # -- densities ---------------------------------------------------------------------------
+
+    def log_likelihood(self, x: torch.Tensor, z: torch.Tensor, y=None) -> torch.Tensor:
+        """log p(x | z[, y]) for codes z of shape (K, B, L) and images x (B, ...): shape (K, B)."""
+        x = self._flat(x)
+        return elbo_lib.bernoulli_log_likelihood(x, self.decoder_logits(z, y), event_dim=1)
+
+    def log_prior(self, z: torch.Tensor) -> torch.Tensor:
+        """log p(z), shape (...,) for z of shape (..., L)."""
+        if self.config.latent == "gaussian":
+            return elbo_lib.log_normal_diag(z, torch.zeros_like(z), torch.zeros_like(z))
+        return torch.full(z.shape[:-1], z.shape[-1] * LOG_HALF, dtype=z.dtype, device=z.device)
+
+    def kl(self, q) -> torch.Tensor:
+        """KL(q(z | x) || p(z)) in closed form, shape (B,), for q from :meth:`posterior`."""
+        if self.config.latent == "gaussian":
+            return elbo_lib.kl_standard_normal(*q)
+        return kl_bernoulli_half(q)
+
+    def sample_posterior(self, q, n_samples: int = 1, generator=None) -> torch.Tensor:
+        """Draws z ~ q(z | x), shape (K, B, L). Gaussian draws are reparameterised."""
+        if self.config.latent == "gaussian":
+            return elbo_lib.sample_diag_gaussian(*q, n_samples, generator)
+        probs = torch.sigmoid(q).detach().expand(n_samples, *q.shape)
+        return torch.bernoulli(probs, generator=generator)
+
+    def log_posterior(self, q, z: torch.Tensor) -> torch.Tensor:
+        """log q(z | x) for z of shape (K, B, L): shape (K, B)."""
+        if self.config.latent == "gaussian":
+            return elbo_lib.log_normal_diag(z, *q)
+        return estimators.bernoulli_log_prob(z, q)
+
+    def log_weights(self, x: torch.Tensor, n_samples: int, y=None, generator=None) -> torch.Tensor:
+        """Importance log-weights log p(x, z_k) - log q(z_k | x), z_k ~ q; shape (K, B)."""
+        q = self.posterior(x, y)
+        z = self.sample_posterior(q, n_samples, generator)
+        return self.log_likelihood(x, z, y) + self.log_prior(z) - self.log_posterior(q, z)
+
+    def sample(self, n: int, y=None, generator=None) -> torch.Tensor:
+        """Decode n draws from the prior: pixel probabilities (n, 1, 28, 28).
+
+        ``y`` (n,) picks the class of each draw for a conditional VAE.
+        """
+        device = self.decoder[0].weight.device
+        shape = (n, self.config.latent_dim)
+        if self.config.latent == "gaussian":
+            z = torch.randn(shape, generator=generator).to(device)
+        else:
+            z = torch.bernoulli(torch.full(shape, 0.5), generator=generator).to(device)
+        return self.decode(z, y)
+
+    # -- the training objective --------------------------------------------------------------
+
+    def loss(self, x: torch.Tensor, y=None, beta: float = 1.0):
+        """One-sample negative (beta-)ELBO averaged over the batch, and its two terms.
+
+        Returns
+        -------
+        loss : Tensor of shape ()
+            Its value is mean(reconstruction + beta * KL); its gradient is the ELBO gradient
+            estimate (reparameterised for a Gaussian latent; score function with the
+            baseline, plus the baseline's own regression loss, for a Bernoulli latent).
+        terms : dict
+            ``"recon"``: mean -log p(x | z) with z ~ q; ``"kl"``: mean KL(q || p);
+            ``"neg_elbo"``: their sum (beta = 1), all per image in nats.
+        """
+        q = self.posterior(x, y)
+        z = self.sample_posterior(q)  # (1, B, L)
+        log_lik = self.log_likelihood(x, z, y)[0]  # (B,)
+        kl = self.kl(q)  # (B,)
+        loss = (-log_lik + beta * kl).mean()
+        if self.config.latent == "bernoulli":
+            loss = loss + self._score_function_terms(x, q, z[0], log_lik)
+        recon, kl_mean = float(-log_lik.mean().detach()), float(kl.mean().detach())
+        return loss, {"recon": recon, "kl": kl_mean, "neg_elbo": recon + kl_mean}
+
+    def _score_function_terms(self, x, logits, z, log_lik) -> torch.Tensor:
+        """Zero-valued terms whose gradients are the score-function estimate and b_psi's loss.
+
+        ``log_lik`` reaches the encoder only through the sampled z, which carries no gradient;
+        the encoder's part of the gradient of E_q[log p(x | z)] is
+        E[(log p(x | z) - b(x)) grad log q(z | x)], with b(x) = c + b_psi(x) independent of z.
+        """
+        x = self._flat(x)
+        log_q = estimators.bernoulli_log_prob(z, logits)  # (B,)
+        learned = self.baseline(x)  # (B,)
+        signal = (log_lik - self.baseline_mean - learned).detach()  # centred learning signal
+        surrogate = -(signal * (log_q - log_q.detach())).mean()  # value 0, gradient -score estimate
+        regression = ((log_lik.detach() - self.baseline_mean - learned) ** 2).mean()
+        if self.training:  # update c after it was used on this batch (so it never sees its own z)
+            decay = self.config.baseline_decay
+            self.baseline_mean.mul_(decay).add_((1 - decay) * log_lik.detach().mean())
+        return surrogate + (regression - regression.detach())
+
+    # -- measurement --------------------------------------------------------------------------
+
+    def encoder_score_gradient(self, x, generator, use_baseline: bool = True, y=None) -> torch.Tensor:
+        """One score-function estimate of the encoder's gradient of E_q[log p(x | z)], (P,).
+
+        For a Bernoulli latent: (log p(x | z) - b(x)) grad_phi log q(z | x), averaged over the
+        batch, with b = c + b_psi(x) or b = 0; flattened over the encoder's parameters. Both
+        versions have the same expectation; their variances over repeated calls are what the
+        baseline is for. (The KL's gradient is exact and the same in both, so it is left out.)
+        """
+        if self.config.latent != "bernoulli":
+            raise ValueError("the score-function gradient is for the Bernoulli latent; "
+                             "a Gaussian VAE uses the reparameterised gradient.")
+        x = self._flat(x)
+        logits = self.posterior(x, y)
+        z = self.sample_posterior(logits, 1, generator)[0]
+        with torch.no_grad():
+            log_lik = self.log_likelihood(x, z[None], y)[0]
+            b = self.baseline_mean + self.baseline(x) if use_baseline else torch.zeros_like(log_lik)
+        surrogate = ((log_lik - b) * estimators.bernoulli_log_prob(z, logits)).mean()
+        return estimators.flat_grad(surrogate, list(self.encoder.parameters()))
+
+
+def binarize(batch, generator=None):
+    """Dynamic binarisation: each pixel becomes 1 with its grey level as the probability.
+
+    ``batch`` is an image tensor or a tuple whose first entry is one (labels pass through).
+    Used as ``transform`` in :func:`gae_course.train.fit`, so each epoch sees fresh draws.
+    """
+    if isinstance(batch, (tuple, list)):
+        return (torch.bernoulli(batch[0], generator=generator), *batch[1:])
+    return torch.bernoulli(batch, generator=generator)
+
+
+def vae_loss(beta: float = 1.0) -> Callable:
+    """``loss_fn(model, batch)`` for :func:`gae_course.train.fit`: :meth:`VAE.loss` with ``beta``.
+
+    Batches are images, or (images, labels); the labels go to a conditional VAE and are
+    ignored by an unconditional one.
+    """
+    beta = float(beta)
+
+    def loss_fn(model: VAE, batch):
+        if isinstance(batch, (tuple, list)):
+            x, y = batch[0], batch[1]
+            return model.loss(x, y if model.config.conditional else None, beta=beta)
+        return model.loss(batch, beta=beta)
+
+    return loss_fn
+
+
+def cached_vae(
+    name: str,
+    config: VAEConfig,
+    train_config: train_lib.TrainConfig,
+    images,
+    data_description: dict,
+    *,
+    labels=None,
+    beta: float = 1.0,
+    seed: int = 0,
+    progress: bool = True,
+) -> train_lib.FitResult:
+    """Train a VAE on dynamically binarised ``images`` (or load it from the model cache).
+
+    Parameters
+    ----------
+    name : str
+        Checkpoint stem, e.g. ``"vae-mnist"``.
+    config : VAEConfig
+    train_config : gae_course.train.TrainConfig
+    images : ndarray of shape (n, 28, 28), grey levels in [0, 1]
+    data_description : dict
+        What ``images`` are, for the cache key (e.g. ``{"dataset": "mnist", "split": "train",
+        "n": 60000}``).
+    labels : ndarray of shape (n,), optional
+        Needed (and only used) by a conditional VAE.
+    beta : float
+        Weight of the KL term.
+
+    Returns
+    -------
+    FitResult
+        ``(model, history, loaded, path)``; the history has ``loss`` (the beta-weighted
+        negative ELBO), ``recon``, ``kl`` and ``neg_elbo`` per epoch.
+    """
+    if config.conditional and labels is None:
+        raise ValueError("a conditional VAE needs the labels of its training images.")
+    data = (images, labels) if config.conditional else images
+    key_parts = {
+        "model": config, "train": train_config, "data": data_description, "beta": float(beta),
+        "binarization": "dynamic", "vae_source_sha256": train_lib.source_hash(sys.modules[__name__]),
+    }
+    return train_lib.cached_fit(
+        name,
+        lambda: VAE(config),
+        lambda model: train_lib.fit(model, vae_loss(beta), data, train_config, desc=name,
+                                    transform=binarize, progress=progress),
+        key_parts,
+        seed=seed,
+    )
+
+
+@torch.no_grad()
+def iwae_log_likelihood(model: VAE, images, n_samples: int, *, labels=None, batch_size: int = 10,
+                        generator=None, progress: bool = True) -> np.ndarray:
+    """Importance-weighted estimates of log p(x) for binary ``images``: L_K per image, nats.
+
+    Burda et al. (2016), eq. 8: the K-sample bound is a lower bound on log p(x) that rises with
+    K; with K of 1000 or more it is the usual estimate of a VAE's test log-likelihood.
+
+    Parameters
+    ----------
+    model : VAE
+    images : ndarray or Tensor of shape (n, 28, 28) or (n, 784), binary
+    n_samples : int
+        K, samples per image.
+    labels : array of shape (n,), optional
+        For a conditional VAE (gives log p(x | y)).
+    batch_size : int
+        Images per pass; K * batch_size decoder rows are held at once.
+    generator : torch.Generator, optional
+
+    Returns
+    -------
+    ndarray of shape (n,), float64
+    """
+    from tqdm.auto import tqdm
+
+    if n_samples < 1:
+        raise ValueError(f"n_samples must be >= 1; got {n_samples}.")
+    images = train_lib._as_tensor(images)
+    device = next(model.parameters()).device
+    was_training = model.training
+    model.eval()
+    out = []
+    try:
+        for i in tqdm(range(0, len(images), batch_size), desc=f"IWAE K={n_samples}",
+                      disable=not progress):
+            x = images[i : i + batch_size].to(device)
+            y = None if labels is None else torch.as_tensor(labels[i : i + batch_size]).to(device)
+            log_w = model.log_weights(x, n_samples, y, generator)  # (K, b)
+            out.append(elbo_lib.iwae_bound(log_w.double()).cpu())
+    finally:
+        model.train(was_training)
+    return torch.cat(out).numpy()
+
+
+@torch.no_grad()
+def elbo_terms(model: VAE, images, *, labels=None, batch_size: int = 1000, generator=None) -> dict:
+    """Mean one-sample reconstruction term, KL and negative ELBO (nats per image) on ``images``."""
+    images = train_lib._as_tensor(images)
+    device = next(model.parameters()).device
+    recon = kl = 0.0
+    for i in range(0, len(images), batch_size):
+        x = images[i : i + batch_size].to(device)
+        y = None if labels is None else torch.as_tensor(labels[i : i + batch_size]).to(device)
+        q = model.posterior(x, y)
+        z = model.sample_posterior(q, 1, generator)
+        recon -= float(model.log_likelihood(x, z, y).sum())
+        kl += float(model.kl(q).sum())
+    n = len(images)
+    return {"recon": recon / n, "kl": kl / n, "neg_elbo": (recon + kl) / n}
+
+
+def active_units(codes, threshold: float = 0.01) -> int:
+    """Latent units whose posterior mean varies across the data: Var_x E_q[z_j | x] > threshold.
+
+    Burda et al. (2016), sec. 5.2: a unit whose mean never moves carries no information about
+    x (its q equals the prior); 0.01 is their threshold.
+
+    Parameters
+    ----------
+    codes : ndarray of shape (n, L)
+        Posterior means of n images.
+    """
+    codes = np.asarray(codes, dtype=np.float64)
+    if codes.ndim != 2 or len(codes) < 2:
+        raise ValueError(f"codes must have shape (n, L) with n >= 2; got {codes.shape}.")
+    return int((codes.var(axis=0) > threshold).sum())

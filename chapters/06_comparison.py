@@ -28,6 +28,7 @@
 # - train an independent judge, a small CNN on pixels, and use it to measure samples: how often
 #   it recognises the class a sample was drawn for, and a Fréchet distance between real and
 #   generated images in its features (the FID recipe, with this judge instead of Inception);
+# - write the Fréchet distance between two Gaussians yourself (checked);
 # - draw per-class samples from AE + GMM, a conditional VAE and VAE + GMM, and measure them;
 # - classify from codes: the mixtures' likelihood classifier against a small MLP on the same
 #   codes and against the judge on pixels, with accuracy and parameter counts;
@@ -67,7 +68,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import torch
 
-from gae_course import config, data, gae, judge, metrics, models, plotting, results, train, vae
+from gae_course import checks, config, data, gae, judge, metrics, models, plotting, results, train, vae
 
 chapter_start = time.perf_counter()
 rng = config.seed_everything(0)
@@ -220,6 +221,41 @@ for name in DATASETS:
 # between the judge's features of the samples and of the real test images is computed. Two
 # reference rows calibrate the scale: real training images (the best a model can do) and
 # uniform noise.
+#
+# ### Exercise: the Fréchet distance between two Gaussians
+#
+# Fit a Gaussian to each set of feature vectors (mean $\mu$, covariance $\Sigma$) and measure
+# how far apart the two Gaussians are with the squared Fréchet (2-Wasserstein) distance
+#
+# $$
+# d^2 = \lVert \mu_a - \mu_b \rVert^2 + \operatorname{tr}\big(\Sigma_a + \Sigma_b
+#       - 2\, (\Sigma_a \Sigma_b)^{1/2}\big).
+# $$
+#
+# $(\Sigma_a \Sigma_b)^{1/2}$ is a *matrix* square root, and only its trace is needed: it is
+# the sum of the square roots of the eigenvalues of $\Sigma_a \Sigma_b$. Those are also the
+# eigenvalues of the symmetric matrix $\Sigma_a^{1/2} \Sigma_b \Sigma_a^{1/2}$, so two calls to
+# `np.linalg.eigh` / `eigvalsh` do it without complex numbers (clip tiny negative eigenvalues
+# from rounding to 0). With Inception-v3 features this is the FID; here the features are the
+# judge's 128 hidden units.
+
+# %%
+def frechet_distance(mu_a, cov_a, mu_b, cov_b):
+    """Squared Fréchet distance between N(mu_a, cov_a) and N(mu_b, cov_b): means (d,), covariances (d, d)."""
+    ### BEGIN SOLUTION
+    values, vectors = np.linalg.eigh(cov_a)
+    root_a = (vectors * np.sqrt(np.clip(values, 0.0, None))) @ vectors.T  # cov_a^(1/2)
+    middle = root_a @ cov_b @ root_a  # symmetric, with the eigenvalues of cov_a @ cov_b
+    trace_root = np.sqrt(np.clip(np.linalg.eigvalsh(middle), 0.0, None)).sum()
+    return float(np.sum((mu_a - mu_b) ** 2) + np.trace(cov_a) + np.trace(cov_b) - 2.0 * trace_root)
+    ### END SOLUTION
+
+
+checks.frechet_distance(frechet_distance)
+
+# %% [markdown]
+# From here on, `judge.frechet_distance_between(judge, images_a, images_b)` computes the
+# features, fits the two Gaussians and calls the package's verified version.
 
 # %%
 comparison = {name: {} for name in DATASETS}

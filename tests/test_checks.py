@@ -867,3 +867,73 @@ def test_chapter_4_check_wants_two_values_and_float64():
         checks.vae_negative_elbo(lambda *args: vae_negative_elbo(*args)[0])
     with pytest.raises(CheckFailed, match=r"recon has dtype torch\.float32"):
         checks.vae_negative_elbo(lambda *args: tuple(t.float() for t in vae_negative_elbo(*args)))
+
+
+# --------------------------------------------------------------------------------------------
+# Chapter 6: the Fréchet distance (NumPy)
+# --------------------------------------------------------------------------------------------
+
+
+def _psd_root(m):
+    values, vectors = np.linalg.eigh(m)
+    return (vectors * np.sqrt(np.clip(values, 0.0, None))) @ vectors.T
+
+
+def frechet_distance(mu_a, cov_a, mu_b, cov_b):
+    root_a = _psd_root(cov_a)
+    trace_root = np.sqrt(np.clip(np.linalg.eigvalsh(root_a @ cov_b @ root_a), 0.0, None)).sum()
+    return float(np.sum((mu_a - mu_b) ** 2) + np.trace(cov_a) + np.trace(cov_b) - 2 * trace_root)
+
+
+def fd_no_mean(mu_a, cov_a, mu_b, cov_b):
+    return frechet_distance(mu_a, cov_a, mu_a, cov_b)
+
+
+def fd_no_two(mu_a, cov_a, mu_b, cov_b):
+    full = frechet_distance(mu_a, cov_a, mu_b, cov_b)
+    mean_term = np.sum((mu_a - mu_b) ** 2)
+    cross = full - mean_term - np.trace(cov_a) - np.trace(cov_b)
+    return float(full - cross / 2)
+
+
+def fd_elementwise(mu_a, cov_a, mu_b, cov_b):
+    return float(np.sum((mu_a - mu_b) ** 2) + np.trace(cov_a + cov_b) - 2 * np.trace(np.sqrt(cov_a @ cov_b)))
+
+
+def fd_product_of_roots(mu_a, cov_a, mu_b, cov_b):
+    return float(np.sum((mu_a - mu_b) ** 2) + np.trace(cov_a + cov_b)
+                 - 2 * np.trace(_psd_root(cov_a) @ _psd_root(cov_b)))
+
+
+def fd_not_squared(mu_a, cov_a, mu_b, cov_b):
+    return float(np.sqrt(frechet_distance(mu_a, cov_a, mu_b, cov_b)))
+
+
+def fd_complex(mu_a, cov_a, mu_b, cov_b):
+    return complex(frechet_distance(mu_a, cov_a, mu_b, cov_b))
+
+
+CH6_MISTAKES = [
+    (fd_no_mean, r"add the mean term"),
+    (fd_no_two, r"the factor 2\s+is missing"),
+    (fd_elementwise, r"np\.sqrt is elementwise"),
+    (fd_product_of_roots, r"unless the two matrices\s+commute"),
+    (fd_not_squared, r"return the squared distance"),
+    (fd_complex, r"the result is complex"),
+]
+
+
+def test_chapter_6_check_passes_the_solution(capsys):
+    assert checks.frechet_distance(frechet_distance) is True
+    assert capsys.readouterr().out == "frechet_distance: all 3 cases pass ✓\n"
+
+
+def test_chapter_6_stub_gets_a_friendly_message():
+    with pytest.raises(CheckFailed, match=r"^frechet_distance is not implemented yet"):
+        checks.frechet_distance(_stub)
+
+
+@pytest.mark.parametrize("wrong, match", CH6_MISTAKES, ids=[w.__name__ for w, _ in CH6_MISTAKES])
+def test_chapter_6_check_explains_a_typical_mistake(wrong, match):
+    with pytest.raises(CheckFailed, match=match):
+        checks.frechet_distance(wrong)

@@ -28,8 +28,8 @@ from gae_course.assign import (
     split_checks,
 )
 
-nbgraderformat = pytest.importorskip("nbgrader.nbgraderformat", reason="nbgrader is a dev dependency")
-preprocessors = pytest.importorskip("nbgrader.preprocessors")
+# nbgrader is a dev dependency: if it is missing the tests must fail, not skip.
+from nbgrader import nbgraderformat, preprocessors  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
 CHAPTERS = REPO / "chapters"

@@ -50,7 +50,7 @@
 #
 # - chapters 2 (ELBO, IWAE bound) and 3 (reparameterisation, score function, baselines);
 # - basic PyTorch; about 8 minutes of CPU for a full run the first time (six networks are
-#   trained once and cached), about 2 minutes afterwards; about a minute with
+#   trained once and cached), about a minute afterwards; under a minute with
 #   `GAE_COURSE_QUICK=1`.
 
 # %% [markdown]

@@ -46,9 +46,10 @@
 # **What you'll need**
 #
 # - chapters 4 and 5; the models they trained are reused from the cache (run them first, or
-#   this chapter trains what is missing: about 7 extra minutes);
-# - about 3 minutes of CPU with a warm cache for a full run (the judges and the Fashion-MNIST
-#   VAEs are trained the first time); about a minute with `GAE_COURSE_QUICK=1`.
+#   this chapter trains what is missing: about 6 extra minutes);
+# - about 1.5 minutes of CPU for a full run once everything is cached; the first run trains two
+#   judges, three VAEs and four small MLPs (about 5 minutes more); under a minute with
+#   `GAE_COURSE_QUICK=1`.
 
 # %% [markdown]
 # ## Setup

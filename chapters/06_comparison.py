@@ -305,11 +305,12 @@ for i, name in enumerate(DATASETS):
     x = np.arange(len(rows)) + (i - 0.5) * width
     axes[0].bar(x, [comparison[name][r]["consistency"] for r in rows], width, label=name)
     axes[1].bar(x, [comparison[name][r]["frechet"] for r in rows], width, label=name)
-for ax, title, ylabel in [(axes[0], "How often the judge names the class asked for", "class consistency"),
-                          (axes[1], "Fréchet distance to the real test images", "distance (judge features)")]:
+for ax, title, ylabel, corner in [
+        (axes[0], "How often the judge names the class asked for", "class consistency", "lower left"),
+        (axes[1], "Fréchet distance to the real test images", "distance (judge features)", "upper right")]:
     ax.set_xticks(np.arange(len(rows)), rows, rotation=15)
     ax.set(title=title, xlabel="source of the images", ylabel=ylabel)
-    ax.legend()
+    ax.legend(loc=corner)
 fig.tight_layout()
 plt.show()
 

@@ -1,0 +1,131 @@
+"""Checks for chapter 4: the VAE's negative ELBO (torch).
+
+The cases are NumPy float64 with a fixed linear decoder; the reader's function gets them as
+float64 tensors. The expected answers are computed in NumPy, from the logits.
+
+Equations: Kingma & Welling, *Auto-Encoding Variational Bayes* (2014), eq. 10 and Appendix B.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from gae_course.checks._core import (
+    _Case,
+    _compare,
+    _from_tensor,
+    _non_finite,
+    _register,
+    _run_torch,
+    _unpack,
+)
+
+
+class _LinearDecoder:
+    """A fixed decoder for the checks: logits = z @ W + b, shown by its shape in messages."""
+
+    def __init__(self, W, b):
+        self.W, self.b = W, b
+
+    def __call__(self, z):
+        import torch
+
+        return z @ torch.from_numpy(self.W) + torch.from_numpy(self.b)
+
+    def numpy(self, z):
+        return z @ self.W + self.b
+
+    def __repr__(self):
+        return f"<a linear decoder: z ({self.W.shape[0]},) -> {self.W.shape[1]} logits>"
+
+
+def _vae_cases():
+    rng = np.random.default_rng(401)
+
+    def case(name, B, L, D, logit_scale=1.0, logvar_shift=0.0):
+        W = rng.normal(size=(L, D)) * logit_scale
+        b = rng.normal(size=D)
+        return _Case(name, dict(
+            x=(rng.random((B, D)) < 0.3).astype(np.float64),
+            mu=rng.normal(size=(B, L)), logvar=rng.normal(size=(B, L)) + logvar_shift,
+            eps=rng.normal(size=(B, L)), decoder=_LinearDecoder(W, b),
+        ))
+
+    return [
+        case("3 images of 6 pixels, 2-D latent", 3, 2, 6),
+        case("5 images of 10 pixels, 4-D latent, small variances", 5, 4, 10, logvar_shift=-3.0),
+        case("2 images, saturated logits (sigmoid rounds to 0 or 1)", 2, 3, 8, logit_scale=60.0),
+    ]
+
+
+def _bernoulli_nll(x, logits):
+    """-log p(x | logits) per image, from the logits (stable): sum softplus(l) - x l."""
+    return (np.logaddexp(0.0, logits) - x * logits).sum(-1)
+
+
+def vae_negative_elbo(fn):
+    """Check ``fn(x, mu, logvar, eps, decoder) -> (recon, kl)`` in torch, each of shape (B,).
+
+    Parameters
+    ----------
+    fn : callable
+        Inputs: ``x`` (B, D) binary pixels, ``mu`` and ``logvar`` (B, L) the encoder's output,
+        ``eps`` (B, L) standard normal noise, and ``decoder``, a function from codes (B, L) to
+        pixel logits (B, D). Returns ``recon`` = -log p(x | z) with the reparameterised code
+        z = mu + exp(logvar / 2) * eps, and ``kl`` = KL(N(mu, diag exp(logvar)) || N(0, I)),
+        one number per image each (nats).
+
+    Raises
+    ------
+    CheckFailed
+        With a HINT for: exp(logvar) or logvar used as the standard deviation, the noise
+        left out (z = mu), a mean over pixels instead of a sum, log p(x | z) returned instead of
+        its negative, the cross-entropy computed from probabilities (log 0 on saturated
+        pixels), a mean over the batch, the KL's sign or factor 1/2.
+    """
+
+    def verify(case, out):
+        x, mu, logvar, eps, decoder = case.inputs.values()
+        recon, kl = _unpack("vae_negative_elbo", out, ["recon", "kl"])
+        recon, kl = _from_tensor("recon", recon), _from_tensor("kl", kl)
+
+        def nll(z):
+            return _bernoulli_nll(x, decoder.numpy(z))
+
+        expected_recon = nll(mu + np.exp(0.5 * logvar) * eps)
+        expected_kl = -0.5 * np.sum(1 + logvar - mu**2 - np.exp(logvar), axis=-1)
+        probs = 1.0 / (1.0 + np.exp(-decoder.numpy(mu + np.exp(0.5 * logvar) * eps)))
+        with np.errstate(all="ignore"):
+            from_probs = -(x * np.log(probs) + (1 - x) * np.log(1 - probs)).sum(-1)
+        recon_hints = [
+            (lambda g: np.ndim(g) == 0,
+             "one number per image (shape (B,)): sum over the pixels (`dim=-1`), not the batch."),
+            (nll(mu + np.exp(logvar) * eps),
+             "the standard deviation is exp(logvar / 2): exp(logvar) is the variance."),
+            (nll(mu + logvar * eps),
+             "logvar is a log-variance: the standard deviation is torch.exp(0.5 * logvar)."),
+            (nll(mu), "the code must be sampled: z = mu + sigma * eps (the noise is missing)."),
+            (expected_recon / x.shape[-1],
+             "sum the per-pixel terms over the pixels; a mean divides the likelihood by D."),
+            (-expected_recon, "return the *negative* log-likelihood (a loss, >= 0)."),
+        ]
+        if not np.isfinite(from_probs).all():
+            recon_hints.append((
+                _non_finite(expected_recon),
+                "compute the cross-entropy from the logits "
+                "(`F.binary_cross_entropy_with_logits(logits, x, reduction='none')`): "
+                "sigmoid rounds to exactly 0 or 1 for large logits and log(0) = -inf."))
+        _compare("recon", recon, expected_recon, hints=recon_hints)
+        _compare("kl", kl, expected_kl, hints=[
+            (lambda g: np.ndim(g) == 0,
+             "one KL per image (shape (B,)): sum over the latent axis only."),
+            (-expected_kl, "the sign is flipped: a KL is never negative."),
+            (2 * expected_kl, "the KL has a factor 1/2 in front of its sum."),
+            (-0.5 * (1 + logvar - mu**2 - np.exp(logvar)),
+             "sum the KL over the latent coordinates (`dim=-1`)."),
+        ])
+
+    return _run_torch("vae_negative_elbo", fn, _vae_cases(), verify)
+
+
+_register(vae_negative_elbo=_vae_cases)

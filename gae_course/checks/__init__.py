@@ -3,7 +3,7 @@
 Each check calls the reader's function on a few tiny, deterministic cases (n <= 30, d <= 3,
 K <= 3), compares every returned array with the verified version in the package (such as
 :mod:`gae_course.mixture`), and either prints one line such as
-``e_step: all 4 cases pass ✓`` (and returns ``True``) or raises :class:`CheckFailed` with a
+``e_step: all 4 cases pass ✓`` (and returns ``None``) or raises :class:`CheckFailed` with a
 message that says precisely what is off::
 
     e_step is wrong on case 4 of 4: points far from every mean (exp underflows to 0.0)

@@ -372,7 +372,8 @@ def _run(check_name, fn, cases, verify, *, call=_call, repeat_warnings=True):
     if all_warnings:
         line += " (but it warned: " + "; ".join(all_warnings) + ")"
     print(line)
-    return True
+    # None, not True: a notebook then shows no `Out: True` under every exercise, and nbgrader
+    # counts a cell without output as full credit (it warns on a True it cannot read as a score).
 
 
 # --------------------------------------------------------------------------------------------

@@ -57,7 +57,7 @@
 # ## Setup
 #
 # Every size is set in the next cell. Quick mode (`GAE_COURSE_QUICK=1`, used by the tests)
-# trains on 5 000 images for one or two epochs and uses fewer importance samples; the code
+# trains on 4 000 images for one or two epochs and uses fewer importance samples; the code
 # that runs is the same.
 #
 # The main model follows the usual MLP VAE of the literature, one hidden layer more than
@@ -73,13 +73,13 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from gae_course import checks, config, data, estimators, models, plotting, results, train, vae
+from gae_course import checks, config, data, estimators, models, plotting, presets, results, train, vae
 
 chapter_start = time.perf_counter()
 rng = config.seed_everything(0)
 config.limit_blas_threads()
 
-N_TRAIN = config.pick(full=60_000, quick=5_000)  # MNIST training images
+N_VALIDATION = presets.N_VALIDATION  # held out of the 60k training images (gae_course.presets)
 MAIN_CONFIG = vae.VAEConfig(latent_dim=32, hidden=(512, 256))
 MAIN_TRAINING = train.TrainConfig(epochs=config.pick(full=30, quick=2), batch_size=128,
                                   schedule="cosine")  # the learning rate anneals to 0
@@ -87,8 +87,8 @@ SMALL = dict(hidden=(400,))  # the architecture of the beta sweep, the condition
 SMALL_TRAINING = train.TrainConfig(epochs=config.pick(full=5, quick=1), batch_size=128)
 BETAS = [0.1, 0.5, 1.0, 2.0, 4.0]  # KL weights of the beta-VAE sweep
 SWEEP_CONFIG = vae.VAEConfig(latent_dim=16, **SMALL)
-COND_CONFIG = vae.VAEConfig(latent_dim=8, n_classes=10, **SMALL)  # a small code leaves the class to the label
-COND_TRAINING = train.TrainConfig(epochs=config.pick(full=10, quick=1), batch_size=128)
+COND_CONFIG = presets.small_vae_configs()["conditional"]  # 8 numbers leave the class to the label
+COND_TRAINING = presets.small_vae_training()  # the same model chapter 6 compares
 BINARY_CONFIG = vae.VAEConfig(latent_dim=64, latent="bernoulli", **SMALL)
 PLANE_CONFIG = vae.VAEConfig(latent_dim=2, **SMALL)  # a 2-D code, to draw
 PLANE_TRAINING = train.TrainConfig(epochs=config.pick(full=10, quick=1), batch_size=128)
@@ -103,7 +103,9 @@ PUBLISHED_NLL = 86.76  # Burda et al. (2016), Table 1: VAE, one stochastic layer
 TARGET_NLL = 95.0  # this course's target for the main model, in nats
 
 print(f"mode: {config.mode()}; torch threads: {torch.get_num_threads()}")
-for name in ["N_TRAIN", "MAIN_CONFIG", "MAIN_TRAINING", "SMALL_TRAINING", "BETAS", "IWAE_K",
+for name in ["N_VALIDATION", "MAIN_CONFIG", "MAIN_TRAINING", "SMALL_TRAINING", "BETAS",
+             "SWEEP_CONFIG", "COND_CONFIG", "COND_TRAINING", "BINARY_CONFIG", "PLANE_CONFIG",
+             "PLANE_TRAINING", "IWAE_K", "K_CURVE", "N_CURVE_IMAGES", "N_GRADIENT_IMAGES",
              "N_IWAE_IMAGES", "N_GRADIENT_REPEATS"]:
     print(f"  {name:18s} = {globals()[name]}")
 
@@ -116,15 +118,15 @@ for name in ["N_TRAIN", "MAIN_CONFIG", "MAIN_TRAINING", "SMALL_TRAINING", "BETAS
 # grey level as the probability, so each epoch sees a fresh binary version of every image (this
 # is also a regulariser). The test images are binarised **once**, with a fixed seed, so that
 # every model is scored on the same binary images; this is the protocol of the published
-# figure we compare with (Burda et al., 2016).
+# figure we compare with (Burda et al., 2016). The networks train on the course's training
+# part of the 60 000 images (`gae_course.presets.validation_split`, shared with chapters 5 and
+# 6); its validation images are held out for choosing settings, and the test set is for the
+# final figures.
 
 # %%
-train_images, train_labels = data.load_dataset("mnist", "train")
+split = presets.validation_split("mnist")  # the validation images are held out of training
+train_images, train_labels = split.images("train"), split.labels("train")
 test_images, test_labels = data.load_dataset("mnist", "test")
-if N_TRAIN < len(train_images):
-    subset = np.sort(rng.choice(len(train_images), N_TRAIN, replace=False))
-    train_images, train_labels = train_images[subset], train_labels[subset]
-data_description = {"dataset": "mnist", "split": "train", "n": len(train_images), "subset_seed": 0}
 
 binarizer = torch.Generator().manual_seed(2016)
 test_binary = torch.bernoulli(torch.from_numpy(test_images.copy()), generator=binarizer)  # (10000, 28, 28)
@@ -204,7 +206,7 @@ checks.vae_negative_elbo(vae_negative_elbo)
 # it (a progress bar shows the loss), later runs load it.
 
 # %%
-fitted = vae.cached_vae("vae-mnist", MAIN_CONFIG, MAIN_TRAINING, train_images, data_description)
+fitted = vae.cached_vae("vae-mnist", MAIN_CONFIG, MAIN_TRAINING, train_images)
 main_vae, main_history = fitted.model, fitted.history
 print(f"{models.count_parameters(main_vae):,} parameters; trained in "
       f"{sum(main_history['seconds']):.0f} s; final training -ELBO "
@@ -258,7 +260,7 @@ plt.show()
 # follows the prior, at the standard-normal quantiles 5 % ... 95 % in each direction.
 
 # %%
-plane = vae.cached_vae("vae-mnist-2d", PLANE_CONFIG, PLANE_TRAINING, train_images, data_description).model
+plane = vae.cached_vae("vae-mnist-2d", PLANE_CONFIG, PLANE_TRAINING, train_images).model
 plane_means = train.encode_dataset(plane, test_binary)
 quantiles = torch.distributions.Normal(0.0, 1.0).icdf(torch.linspace(0.05, 0.95, 12))
 grid = torch.cartesian_prod(quantiles.flip(0), quantiles)[:, [1, 0]]  # rows: z2 from high to low
@@ -371,7 +373,7 @@ print(f"target: at most {TARGET_NLL} nats; measured {test_nll:.2f} ({config.mode
 sweep = {}
 for beta in BETAS:
     fitted_beta = vae.cached_vae(f"vae-mnist-beta{beta:g}", SWEEP_CONFIG, SMALL_TRAINING,
-                                 train_images, data_description, beta=beta)
+                                 train_images, beta=beta)
     model = fitted_beta.model
     terms = vae.elbo_terms(model, test_binary, generator=torch.Generator().manual_seed(0))
     sweep[beta] = dict(model=model, history=fitted_beta.history, **terms,
@@ -438,8 +440,7 @@ plt.show()
 # each, shared down the column.
 
 # %%
-conditional = vae.cached_vae("cvae-mnist", COND_CONFIG, COND_TRAINING, train_images,
-                             data_description, labels=train_labels).model
+conditional = presets.small_vae("conditional", "mnist").model  # chapter 6 loads the same file
 z = torch.randn(10, COND_CONFIG.latent_dim, generator=torch.Generator().manual_seed(4))
 with torch.no_grad():
     drawn = torch.cat([conditional.decode(z, torch.full((10,), digit)) for digit in range(10)])
@@ -476,7 +477,7 @@ plt.show()
 # gradient is exact given $z$. Same hidden layer and epochs as the $\beta = 1$ model above.
 
 # %%
-binary = vae.cached_vae("bvae-mnist", BINARY_CONFIG, SMALL_TRAINING, train_images, data_description)
+binary = vae.cached_vae("bvae-mnist", BINARY_CONFIG, SMALL_TRAINING, train_images)
 binary_vae, binary_history = binary.model, binary.history
 gaussian_small, gaussian_history = sweep[1.0]["model"], sweep[1.0]["history"]
 fig, ax = plt.subplots(figsize=(6, 3.5))

@@ -70,7 +70,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from gae_course import checks, config, data, gae, metrics, mixture, models, plotting, results, train
+from gae_course import checks, config, data, gae, metrics, mixture, models, plotting, presets, results, train
 
 chapter_start = time.perf_counter()
 rng = config.seed_everything(0)
@@ -81,15 +81,11 @@ PUBLISHED = {  # the GAE paper's accuracies, for the table
     "mnist": {"train": 0.9816, "test": 0.9766},
     "fashion-mnist": {"train": 0.8776, "test": 0.8538},
 }
-N_VALIDATION = config.pick(full=6_000, quick=1_000)  # carved from the 60k training images
-N_TRAIN_USED = config.pick(full=None, quick=4_000)  # None: every remaining training image
+N_VALIDATION = presets.N_VALIDATION  # carved from the 60k training images (shared with ch. 6)
 N_TEST_USED = config.pick(full=None, quick=2_000)  # None: all 10k test images
 
-AE_CONFIGS = {  # chosen on the validation split: 64 numbers help clothes, not digits
-    "mnist": models.AutoencoderConfig(kind="conv", latent_dim=32),
-    "fashion-mnist": models.AutoencoderConfig(kind="conv", latent_dim=64),
-}
-AE_TRAINING = train.TrainConfig(epochs=config.pick(full=10, quick=2))
+AE_CONFIGS = presets.autoencoder_configs()  # chosen on the validation split (tools/tune_gae.py)
+AE_TRAINING = presets.autoencoder_training()
 
 SEED_GMM = dict(n_components=6, reg_covar=0.01)  # the original configuration, reproduced
 GMM_GRID = dict(  # candidates for the tuned configuration, chosen on validation accuracy
@@ -110,7 +106,11 @@ print(f"mode: {config.mode()}; torch threads: {torch.get_num_threads()}")
 for name, ae_config in AE_CONFIGS.items():
     print(f"{name} autoencoder: {ae_config.kind}, code of {ae_config.latent_dim}, "
           f"{AE_TRAINING.epochs} epochs")
-print(f"mixture grid: {GMM_GRID}; validation images: {N_VALIDATION}")
+for name in ["N_VALIDATION", "N_TEST_USED", "SEED_GMM", "GMM_GRID", "REJECT_QUANTILE", "N_SHOWN",
+             "N_SINGLE_FIT", "N_KL_SAMPLES", "N_PATH_STEPS", "AE2D_CONFIG", "AE2D_TRAINING", "K_2D"]:
+    print(f"  {name:15s} = {globals()[name]}")
+if config.is_quick():
+    print(f"  quick mode: the models train on {presets.N_TRAIN_QUICK} of the training images")
 
 # %% [markdown]
 # ## The model
@@ -151,26 +151,19 @@ print(f"mixture grid: {GMM_GRID}; validation images: {N_VALIDATION}")
 # %%
 splits = {}
 for name in DATASETS:
-    images, labels = data.load_dataset(name, "train")
+    split = presets.validation_split(name)  # the same split as chapter 6 and tools/tune_gae.py
     test_images, test_labels = data.load_dataset(name, "test")
-    train_idx, val_idx = data.train_validation_split(labels, N_VALIDATION, seed=0)
-    description = {"dataset": name, "split": "train", "n": len(train_idx),
-                   "validation": N_VALIDATION, "validation_seed": 0}
-    if N_TRAIN_USED is not None:
-        train_idx = np.sort(rng.choice(train_idx, N_TRAIN_USED, replace=False))
-        description.update(n=len(train_idx), subset_seed=0)
     test_idx = np.arange(len(test_labels))
     if N_TEST_USED is not None:
         test_idx = np.sort(rng.choice(test_idx, N_TEST_USED, replace=False))
     splits[name] = dict(
-        train_images=images[train_idx], train_labels=labels[train_idx],
-        val_images=images[val_idx], val_labels=labels[val_idx],
-        all_images=np.concatenate([images[train_idx], images[val_idx]]),
-        all_labels=np.concatenate([labels[train_idx], labels[val_idx]]),
+        train_images=split.images("train"), train_labels=split.labels("train"),
+        val_images=split.images("validation"), val_labels=split.labels("validation"),
         test_images=test_images[test_idx], test_labels=test_labels[test_idx],
-        description=description,
     )
-    print(f"{name}: {len(train_idx)} train, {len(val_idx)} validation, {len(test_idx)} test")
+    splits[name]["all_images"] = np.concatenate([splits[name]["train_images"], splits[name]["val_images"]])
+    splits[name]["all_labels"] = np.concatenate([splits[name]["train_labels"], splits[name]["val_labels"]])
+    print(f"{name}: {len(split.train)} train, {len(split.validation)} validation, {len(test_idx)} test")
 
 # %% [markdown]
 # ## Train the autoencoders
@@ -182,12 +175,7 @@ for name in DATASETS:
 # %%
 autoencoders, ae_histories = {}, {}
 for name in DATASETS:
-    s = splits[name]
-    ae_config = AE_CONFIGS[name]
-    fitted = train.cached_autoencoder(
-        f"ae-{name}-{ae_config.kind}{ae_config.latent_dim}", s["train_images"], ae_config,
-        AE_TRAINING, s["description"],
-    )
+    fitted = presets.autoencoder(name)  # chapter 6 loads the same checkpoint
     autoencoders[name], ae_histories[name] = fitted.model, fitted.history
     print(f"{name}: {models.count_parameters(fitted.model):,} parameters, final loss "
           f"{fitted.history['loss'][-1]:.1f} nats per image")
@@ -419,16 +407,21 @@ fig, axes = plt.subplots(1, 2, figsize=(12, 5))
 for ax, name in zip(axes, DATASETS):
     model, s = final[name]["seed"], splits[name]
     subset = rng.choice(len(codes[name]["all"]), N_SINGLE_FIT, replace=False)
-    single = model.fit_single(codes=codes[name]["all"][subset])
-    resp = single.predict_proba(model.gmm.transform(codes[name]["all"][subset]))  # (n, 60)
+    standardizer = model.gmm.standardizer_  # the same standardised space as the class mixtures
+    u_subset = standardizer.transform(codes[name]["all"][subset])
+    single = mixture.GaussianMixture(model.gmm.n_components * 10, covariance_type="full",
+                                     reg_covar=model.gmm.reg_covar, random_state=0).fit(u_subset)
+    resp = single.predict_proba(u_subset)  # (n, 60)
     mass = np.stack([resp[s["all_labels"][subset] == c].sum(0) for c in range(10)])  # (10, 60)
     purity = float(np.sum(mass.max(0)) / np.sum(mass))
-    log_jacobian = -np.sum(np.log(model.gmm.scale_))
-    test_single = float(np.mean(single.score_samples(model.gmm.transform(codes[name]["test"])))) + log_jacobian
+    test_single = (float(np.mean(single.score_samples(standardizer.transform(codes[name]["test"]))))
+                   + standardizer.log_jacobian_)
     test_per_class = float(np.mean(model.gmm.score_samples(codes[name]["test"])))
     single_report[name] = dict(purity=purity, test_loglik_single=test_single,
                                test_loglik_per_class=test_per_class)
-    plotting.image_grid(model.sample_single(40, rng), n_cols=10, ax=ax,
+    u_drawn, _ = single.sample(40, rng=rng)  # grouped by component: shuffle
+    drawn = model.decode(standardizer.inverse_transform(u_drawn[rng.permutation(40)]))
+    plotting.image_grid(drawn, n_cols=10, ax=ax,
                         title=f"{name}: samples of one 60-component mixture", xlabel="sample",
                         ylabel="(no class to ask for)")
     print(f"{name}: purity of the single mixture's components {purity:.3f}; test log-likelihood "
@@ -452,7 +445,7 @@ box_report = {}
 fig, axes = plt.subplots(1, 2, figsize=(12, 3.5))
 for ax, name in zip(axes, DATASETS):
     model = final[name]["seed"]
-    box_codes = model.gmm.uniform_box_codes(1000, rng)
+    box_codes = gae.uniform_box_codes(codes[name]["all"], 1000, rng)  # the training codes' box
     rejected = float(np.mean(model.gmm.max_class_log_likelihood(box_codes) < model.gmm.threshold_))
     box_report[name] = dict(rejected_fraction=rejected)
     plotting.image_grid(model.decode(box_codes[:20]), n_cols=10, ax=ax,
@@ -564,7 +557,7 @@ similarity = {}
 fig, axes = plt.subplots(2, 2, figsize=(12, 11))
 for row, name in zip(axes, DATASETS):
     model = final[name]["seed"]
-    kl, kl_err = model.gmm.kl_matrix(N_KL_SAMPLES, rng)
+    kl, kl_err = gae.kl_matrix(model.gmm, N_KL_SAMPLES, rng)
     sym_kl = 0.5 * (kl + kl.T)
     cm = confusion[name]
     sym_confusion = (cm + cm.T) * (1 - np.eye(10))  # errors only: the diagonal is hidden
@@ -637,8 +630,7 @@ for name in DATASETS:
 
 # %%
 s = splits["mnist"]
-fitted_2d = train.cached_autoencoder("ae-mnist-mlp2", s["train_images"], AE2D_CONFIG,
-                                     AE2D_TRAINING, s["description"])
+fitted_2d = presets.train_autoencoder("mnist", AE2D_CONFIG, AE2D_TRAINING)
 z2_train = train.encode_dataset(fitted_2d.model, s["all_images"])
 z2_test = train.encode_dataset(fitted_2d.model, s["test_images"])
 mixture_2d = mixture.GaussianMixture(K_2D, covariance_type="full", reg_covar=1e-3,

@@ -69,25 +69,22 @@ import matplotlib.pyplot as plt
 import numpy as np
 import torch
 
-from gae_course import checks, config, data, gae, judge, metrics, models, plotting, results, train, vae
+from gae_course import cache, checks, config, data, gae, judge, metrics, models, plotting, presets, results, train, vae
 
 chapter_start = time.perf_counter()
 rng = config.seed_everything(0)
 config.limit_blas_threads()
 
 DATASETS = ["mnist", "fashion-mnist"]
-N_VALIDATION = config.pick(full=6_000, quick=1_000)  # chapter 5's validation split
-N_TRAIN_USED = config.pick(full=None, quick=4_000)  # None: all remaining training images
-AE_CONFIGS = {  # chapter 5's autoencoders
-    "mnist": models.AutoencoderConfig(kind="conv", latent_dim=32),
-    "fashion-mnist": models.AutoencoderConfig(kind="conv", latent_dim=64),
-}
-AE_TRAINING = train.TrainConfig(epochs=config.pick(full=10, quick=2))
-VAE_CONFIG = vae.VAEConfig(latent_dim=8, hidden=(400,))  # VAE + GMM
-CVAE_CONFIG = vae.VAEConfig(latent_dim=8, hidden=(400,), n_classes=10)  # chapter 4's
-VAE_TRAINING = train.TrainConfig(epochs=config.pick(full=10, quick=1), batch_size=128)
+N_VALIDATION = presets.N_VALIDATION  # chapter 5's validation split (gae_course.presets)
+AE_CONFIGS = presets.autoencoder_configs()  # chapter 5's autoencoders
+AE_TRAINING = presets.autoencoder_training()
+VAE_CONFIG = presets.small_vae_configs()["plain"]  # VAE + GMM
+CVAE_CONFIG = presets.small_vae_configs()["conditional"]  # chapter 4's conditional VAE
+VAE_TRAINING = presets.small_vae_training()
 GMM = dict(n_components=6, reg_covar=0.01)  # per class, on every code space
-JUDGE_TRAINING = train.TrainConfig(epochs=config.pick(full=3, quick=1), batch_size=128)
+JUDGE_TRAINING = presets.judge_training()
+MLP_HIDDEN = 128  # the code MLP's hidden width
 MLP_TRAINING = train.TrainConfig(epochs=config.pick(full=20, quick=3), batch_size=256)
 N_PER_CLASS = config.pick(full=500, quick=50)  # generated images per class for the measurements
 N_PATHS = config.pick(full=20, quick=4)  # interpolations per class pair
@@ -95,48 +92,38 @@ N_UNIFORM = config.pick(full=2_000, quick=200)  # uniform box samples
 CLASS_NAMES = {name: data.CLASS_NAMES[name] for name in DATASETS}
 
 print(f"mode: {config.mode()}; torch threads: {torch.get_num_threads()}")
-for name in ["N_VALIDATION", "N_TRAIN_USED", "VAE_CONFIG", "VAE_TRAINING", "GMM",
-             "JUDGE_TRAINING", "N_PER_CLASS", "N_PATHS", "N_UNIFORM"]:
-    print(f"  {name:14s} = {globals()[name]}")
+for name in ["N_VALIDATION", "AE_CONFIGS", "AE_TRAINING", "VAE_CONFIG", "CVAE_CONFIG",
+             "VAE_TRAINING", "GMM", "JUDGE_TRAINING", "MLP_HIDDEN", "MLP_TRAINING",
+             "N_PER_CLASS", "N_PATHS", "N_UNIFORM"]:
+    print(f"  {name:17s} = {globals()[name]}")
+if config.is_quick():
+    print(f"  quick mode: the models train on {presets.N_TRAIN_QUICK} of the training images")
 
 # %% [markdown]
 # ## Data and models
 #
-# Chapter 5's split: a stratified validation part carved from the training images (the
-# autoencoders never saw it); the VAEs and the judge train on all training images, as in
-# chapter 4. Every model is loaded from the cache when it is there; the cell reports which were
+# Chapter 5's split: a stratified validation part carved from the training images. Every
+# network here (autoencoders, VAEs, the judge) trains on the rest, so the validation images are
+# new to all of them. Every model is loaded from the cache when it is there; the cell reports which were
 # trained now.
 
 # %%
 splits, models_by_dataset = {}, {}
 for name in DATASETS:
-    images, labels = data.load_dataset(name, "train")
+    split = presets.validation_split(name)  # chapter 5's split, the same indices
     test_images, test_labels = data.load_dataset(name, "test")
-    train_idx, val_idx = data.train_validation_split(labels, N_VALIDATION, seed=0)
-    description = {"dataset": name, "split": "train", "n": len(train_idx),
-                   "validation": N_VALIDATION, "validation_seed": 0}  # chapter 5's key
-    if N_TRAIN_USED is not None:
-        train_idx = np.sort(rng.choice(train_idx, N_TRAIN_USED, replace=False))
-        description.update(n=len(train_idx), subset_seed=0, indices=train_idx)  # its own key
-    vae_images, vae_labels = images, labels
-    vae_description = {"dataset": name, "split": "train", "n": len(images), "subset_seed": 0}
-    if N_TRAIN_USED is not None:
-        subset = np.sort(rng.choice(len(images), N_TRAIN_USED, replace=False))
-        vae_images, vae_labels = images[subset], labels[subset]
-        vae_description.update(n=len(subset), indices=subset)
-    splits[name] = dict(ae_images=images[np.sort(np.concatenate([train_idx, val_idx]))],
-                        ae_labels=labels[np.sort(np.concatenate([train_idx, val_idx]))],
-                        vae_images=vae_images, vae_labels=vae_labels,
+    # The mixtures are fitted on the codes of the training and validation images, in chapter
+    # 5's order (k-means++ depends on the order of the points).
+    splits[name] = dict(all_images=np.concatenate([split.images("train"), split.images("validation")]),
+                        all_labels=np.concatenate([split.labels("train"), split.labels("validation")]),
+                        val_images=split.images("validation"), val_labels=split.labels("validation"),
                         test_images=test_images, test_labels=test_labels)
-
-    ae = train.cached_autoencoder(f"ae-{name}-conv{AE_CONFIGS[name].latent_dim}", images[train_idx],
-                                  AE_CONFIGS[name], AE_TRAINING, description)
-    cvae = vae.cached_vae("cvae-mnist" if name == "mnist" else f"cvae-{name}", CVAE_CONFIG,
-                          VAE_TRAINING, vae_images, vae_description, labels=vae_labels)
-    plain = vae.cached_vae(f"vae8-{name}", VAE_CONFIG, VAE_TRAINING, vae_images, vae_description)
-    referee = judge.cached_judge(f"judge-{name}", vae_images, vae_labels, JUDGE_TRAINING,
-                                 vae_description)
-    models_by_dataset[name] = {"ae": ae, "cvae": cvae, "vae": plain, "judge": referee}
+    models_by_dataset[name] = {
+        "ae": presets.autoencoder(name),  # chapter 5's checkpoint
+        "cvae": presets.small_vae("conditional", name),  # chapter 4's checkpoint for MNIST
+        "vae": presets.small_vae("plain", name),
+        "judge": presets.judge(name),
+    }
 
 # %% [markdown]
 # ## The judge
@@ -174,11 +161,11 @@ fit_seconds = {name: {} for name in DATASETS}
 for name in DATASETS:
     s, m = splits[name], models_by_dataset[name]
     start = time.perf_counter()
-    codes[name]["ae"] = {"train": train.encode_dataset(m["ae"].model, s["ae_images"]),
+    codes[name]["ae"] = {"train": train.encode_dataset(m["ae"].model, s["all_images"]),
                          "test": train.encode_dataset(m["ae"].model, s["test_images"])}
-    codes[name]["vae"] = {"train": train.encode_dataset(m["vae"].model, s["vae_images"]),
+    codes[name]["vae"] = {"train": train.encode_dataset(m["vae"].model, s["all_images"]),
                           "test": train.encode_dataset(m["vae"].model, s["test_images"])}
-    for space, labels in (("ae", s["ae_labels"]), ("vae", s["vae_labels"])):
+    for space, labels in (("ae", s["all_labels"]), ("vae", s["all_labels"])):
         start = time.perf_counter()
         samplers[name][space] = gae.ClassConditionalGMM(**GMM, random_state=0).fit(
             codes[name][space]["train"], labels)
@@ -220,8 +207,8 @@ for name in DATASETS:
 # For every model, `N_PER_CLASS` samples per class are drawn; the judge says which class it
 # sees (consistency: the fraction that matches the class asked for) and the Fréchet distance
 # between the judge's features of the samples and of the real test images is computed. Two
-# reference rows calibrate the scale: real training images (the best a model can do) and
-# uniform noise.
+# reference rows calibrate the scale: real held-out images (validation images, which no network
+# here trained on: the best a model can do) and uniform noise.
 #
 # ### Exercise: the Fréchet distance between two Gaussians
 #
@@ -272,10 +259,10 @@ for name in DATASETS:
             "consistency": judge.class_consistency(referee, images, requested)["overall"],
             "frechet": judge.frechet_distance_between(referee, images, s["test_images"]),
         }
-    idx = rng.choice(len(s["vae_images"]), 10 * N_PER_CLASS, replace=False)
-    comparison[name]["real training images"] = {
-        "consistency": judge.class_consistency(referee, s["vae_images"][idx], s["vae_labels"][idx])["overall"],
-        "frechet": judge.frechet_distance_between(referee, s["vae_images"][idx], s["test_images"]),
+    idx = rng.choice(len(s["val_images"]), 10 * N_PER_CLASS, replace=False)
+    comparison[name]["real held-out images"] = {
+        "consistency": judge.class_consistency(referee, s["val_images"][idx], s["val_labels"][idx])["overall"],
+        "frechet": judge.frechet_distance_between(referee, s["val_images"][idx], s["test_images"]),
     }
     noise = rng.random((10 * N_PER_CLASS, 28, 28)).astype(np.float32)
     comparison[name]["uniform noise"] = {
@@ -300,7 +287,7 @@ for name in DATASETS:
 # %%
 fig, axes = plt.subplots(1, 2, figsize=(12, 4))
 width = 0.38
-rows = MODEL_NAMES + ["real training images"]
+rows = MODEL_NAMES + ["real held-out images"]
 for i, name in enumerate(DATASETS):
     x = np.arange(len(rows)) + (i - 0.5) * width
     axes[0].bar(x, [comparison[name][r]["consistency"] for r in rows], width, label=name)
@@ -340,23 +327,20 @@ def mixture_parameters(sampler):
 classification = {name: {} for name in DATASETS}
 for name in DATASETS:
     s = splits[name]
-    for space, labels in (("ae", s["ae_labels"]), ("vae", s["vae_labels"])):
+    for space, labels in (("ae", s["all_labels"]), ("vae", s["all_labels"])):
         c = codes[name][space]
         label = "autoencoder" if space == "ae" else "VAE"
         gmm_accuracy = metrics.accuracy(s["test_labels"], samplers[name][space].predict(c["test"]))
         classification[name][f"GMM likelihood, {label} codes"] = (gmm_accuracy, mixture_parameters(samplers[name][space]))
-        scale = c["train"].std(0) + 1e-8  # standardise the codes, as the mixtures do
-        mean = c["train"].mean(0)
-        fitted_mlp = train.cached_fit(
-            f"mlp-{space}-{name}", lambda: judge.CodeClassifier(c["train"].shape[1]),
-            lambda model: train.fit(model, judge.classifier_loss,
-                                    ((c["train"] - mean) / scale, labels.astype(np.int64)),
-                                    MLP_TRAINING, desc=f"MLP on {label} codes"),
-            {"model": {"latent_dim": c["train"].shape[1], "hidden": 128}, "train": MLP_TRAINING,
-             "codes_sha256": c["train"], "labels": labels},
+        standardizer = samplers[name][space].standardizer_  # the mixtures' own standardisation
+        mlp_config = judge.CodeClassifierConfig(latent_dim=c["train"].shape[1], hidden=MLP_HIDDEN)
+        fitted_mlp = cache.cached_fit(
+            f"mlp-{space}-{name}", judge.CodeClassifier, mlp_config, judge.classifier_loss,
+            (standardizer.transform(c["train"]).astype(np.float32), labels.astype(np.int64)),
+            MLP_TRAINING,
         )
-        with torch.no_grad():
-            logits = fitted_mlp.model(torch.from_numpy(((c["test"] - mean) / scale).astype(np.float32)))
+        logits = train.evaluate(fitted_mlp.model, fitted_mlp.model,
+                                standardizer.transform(c["test"]).astype(np.float32))
         classification[name][f"MLP, {label} codes"] = (
             metrics.accuracy(s["test_labels"], logits.argmax(1).numpy()),
             models.count_parameters(fitted_mlp.model))
@@ -410,7 +394,8 @@ for name in DATASETS:
     decoders = {"AE + GMM": (m["ae"].model, samplers[name]["ae"]),
                 "VAE + GMM": (m["vae"].model, samplers[name]["vae"])}
     for model_name, (network, sampler) in decoders.items():
-        box = train.decode_latents(network, sampler.uniform_box_codes(N_UNIFORM, rng))
+        space = "ae" if model_name == "AE + GMM" else "vae"
+        box = train.decode_latents(network, gae.uniform_box_codes(codes[name][space]["train"], N_UNIFORM, rng))
         on_path = np.full((10, 10), np.nan)  # judge's p(a) + p(b) at the midpoints
         all_mids = []
         for a, b in itertools.combinations(range(10), 2):
@@ -438,8 +423,8 @@ for name in DATASETS:
     }
 
 for name in DATASETS:
-    print(f"\n{name}: Fréchet distance to the test images (real training images: "
-          f"{comparison[name]['real training images']['frechet']:.2f}) and the judge's confidence")
+    print(f"\n{name}: Fréchet distance to the test images (real held-out images: "
+          f"{comparison[name]['real held-out images']['frechet']:.2f}) and the judge's confidence")
     print(f"{'':16} {'box FD':>8} {'box conf.':>9} {'midpoint FD':>12} {'p(a or b)':>10}   hardest pairs to morph")
     for model_name, p in probes[name].items():
         mid = (f"{p['midpoint_frechet']:>12.2f} {p['midpoint_on_path']:>10.3f}"

@@ -9,10 +9,9 @@ class's training images; the class prior :math:`\pi_c` is the class frequency:
     p(z \mid c) = \sum_{k=1}^{K} w_{ck} \, \mathcal N(z \mid \mu_{ck}, \Sigma_{ck}),
     \qquad \pi_c = n_c / n.
 
-**Standardisation.** EM is run on :math:`u = (z - m) / s`, with the per-dimension mean
-:math:`m` and standard deviation :math:`s` of all training codes, so that one ``reg_covar``
-suits every code dimension. Densities are reported in the original code space: by the change
-of variables, :math:`\log p(z \mid c) = \log p_u(u \mid c) - \sum_j \log s_j`.
+**Standardisation.** EM is run on standardised codes (:mod:`gae_course.standardize`), so that
+one ``reg_covar`` suits every code dimension; densities are reported in the original code
+space with the change of variables' log-Jacobian.
 
 **Classification** is Bayes' rule:
 
@@ -38,7 +37,7 @@ estimated by Monte Carlo from :math:`n` draws :math:`z_i \sim p(\cdot \mid a)`:
 
 an unbiased estimate with standard error :math:`\hat\sigma / \sqrt n`, where :math:`\hat\sigma`
 is the sample standard deviation of the differences. KL is unchanged by the (shared, invertible)
-standardisation, so it is computed on :math:`u`.
+standardisation, so it is computed on :math:`u` (:func:`kl_matrix`).
 
 :class:`ClassConditionalGMM` is NumPy only. :class:`GaussianAutoEmbeddings` adds an
 autoencoder (torch, imported only when used) to go from images to codes and back.
@@ -49,6 +48,7 @@ from __future__ import annotations
 import numpy as np
 
 from gae_course.mixture import GaussianMixture, NotFittedError, check_X, logsumexp
+from gae_course.standardize import Identity, Standardizer
 
 
 class ClassConditionalGMM:
@@ -77,14 +77,11 @@ class ClassConditionalGMM:
     class_prior_ : ndarray of shape (C,)
     gmms_ : list of GaussianMixture, length C
         Fitted in the standardised space.
-    mean_, scale_ : ndarray of shape (d,)
-        Standardisation: ``u = (z - mean_) / scale_`` (zeros and ones when ``standardize`` is off).
-    code_min_, code_max_ : ndarray of shape (d,)
-        Bounding box of the training codes.
+    standardizer_ : gae_course.standardize.Standardizer
+        ``u = standardizer_.transform(z)``; its ``log_jacobian_`` turns densities of u into
+        densities of z (an identity when ``standardize`` is off).
     threshold_ : float
         Set by :meth:`fit_threshold`.
-    single_ : GaussianMixture
-        Set by :meth:`fit_single`.
     """
 
     def __init__(
@@ -160,50 +157,20 @@ class ClassConditionalGMM:
                     f"class {label!r} has {count} codes, fewer than n_components="
                     f"{self.n_components}; use fewer components or more data."
                 )
-        if self.standardize:
-            mean, std = codes.mean(axis=0), codes.std(axis=0)
-            # A dimension the encoder never uses has std 0: leave it unscaled, not divided by 0.
-            scale = np.where(std > 1e-12, std, 1.0)
-        else:
-            mean, scale = np.zeros(codes.shape[1]), np.ones(codes.shape[1])
-        u = (codes - mean) / scale
+        standardizer = (Standardizer() if self.standardize else Identity()).fit(codes)
+        u = standardizer.transform(codes)
         seeds = np.random.SeedSequence(self.random_state).generate_state(len(classes))
         gmms = [
             self._mixture(self.n_components, int(seed)).fit(u[labels == label])
             for label, seed in zip(classes, seeds)
         ]
         # Set every attribute only now, so that a failed fit leaves no half-fitted model.
-        for stale in ("threshold_", "reject_quantile_", "single_"):
+        for stale in ("threshold_", "reject_quantile_"):
             self.__dict__.pop(stale, None)
-        self.classes_, self.gmms_, self.mean_, self.scale_ = classes, gmms, mean, scale
-        self._log_jacobian = -float(np.sum(np.log(scale)))
+        self.classes_, self.gmms_, self.standardizer_ = classes, gmms, standardizer
         self.class_prior_ = counts / counts.sum() if self.fit_prior else np.full(len(counts), 1.0 / len(counts))
-        self.code_min_, self.code_max_ = codes.min(axis=0), codes.max(axis=0)
         self.n_features_in_ = codes.shape[1]
         return self
-
-    def fit_single(self, codes, n_components=None):
-        """Fit ONE mixture to all codes, ignoring the labels, for comparison.
-
-        It lives in the same standardised space as the class mixtures (so call :meth:`fit`
-        first) and, by default, gets as many components as all classes together.
-
-        Parameters
-        ----------
-        codes : ndarray of shape (n_samples, d)
-        n_components : int, optional
-            Default ``n_components * n_classes``.
-
-        Returns
-        -------
-        GaussianMixture
-            Also stored as ``single_``; draw codes from it with :meth:`sample_single`.
-        """
-        self._check_is_fitted()
-        n_components = self.n_components * len(self.classes_) if n_components is None else n_components
-        seed = int(np.random.SeedSequence(self.random_state).generate_state(1)[0])
-        self.single_ = self._mixture(n_components, seed).fit(self.transform(codes))
-        return self.single_
 
     def fit_threshold(self, codes, quantile=0.01):
         """Choose the "none of these" threshold on training codes.
@@ -233,17 +200,6 @@ class ClassConditionalGMM:
                 "This ClassConditionalGMM is not fitted yet: call fit(codes, labels) first."
             )
 
-    def transform(self, codes):
-        """Standardise: ``(codes - mean_) / scale_``, shape (n_samples, d)."""
-        self._check_is_fitted()
-        codes = check_X(codes, n_features=self.n_features_in_, name="codes")
-        return (codes - self.mean_) / self.scale_
-
-    def inverse_transform(self, u):
-        """Back to the original code space: ``u * scale_ + mean_``, shape (n_samples, d)."""
-        self._check_is_fitted()
-        return np.asarray(u) * self.scale_ + self.mean_
-
     def _class_index(self, label):
         self._check_is_fitted()
         where = np.flatnonzero(self.classes_ == label)
@@ -266,7 +222,9 @@ class ClassConditionalGMM:
         ndarray of shape (n_samples, n_classes)
             Columns in the order of ``classes_``.
         """
-        return self._log_likelihoods_u(self.transform(codes)) + self._log_jacobian
+        self._check_is_fitted()
+        u = self.standardizer_.transform(codes)
+        return self._log_likelihoods_u(u) + self.standardizer_.log_jacobian_
 
     def _log_joint(self, codes):
         return self.class_log_likelihoods(codes) + np.log(self.class_prior_)  # (n, C)
@@ -336,19 +294,7 @@ class ClassConditionalGMM:
         """
         u, _ = self.gmms_[self._class_index(label)].sample(n, rng=rng)
         # GaussianMixture.sample groups draws by component: shuffle so any slice is typical.
-        return self.inverse_transform(u[rng.permutation(n)])
-
-    def sample_single(self, n, rng):
-        """Draw codes from the single all-class mixture of :meth:`fit_single`; shape (n, d)."""
-        if not hasattr(self, "single_"):
-            raise NotFittedError("call fit_single(codes) before sample_single.")
-        u, _ = self.single_.sample(n, rng=rng)
-        return self.inverse_transform(u[rng.permutation(n)])
-
-    def uniform_box_codes(self, n, rng):
-        """Codes drawn uniformly from the bounding box of the training codes; shape (n, d)."""
-        self._check_is_fitted()
-        return rng.uniform(self.code_min_, self.code_max_, size=(n, self.n_features_in_))
+        return self.standardizer_.inverse_transform(u[rng.permutation(n)])
 
     def interpolate_codes(self, label_a, label_b, n_steps, rng):
         """A straight line from a draw of class ``label_a`` to a draw of ``label_b``.
@@ -369,72 +315,47 @@ class ClassConditionalGMM:
 
     def component_means(self, label):
         """Means of the class's components in the original code space; shape (K, d)."""
-        return self.inverse_transform(self.gmms_[self._class_index(label)].means_)
+        return self.standardizer_.inverse_transform(self.gmms_[self._class_index(label)].means_)
 
-    def component_covariances(self, label):
-        """Covariances of the class's components in the original code space, always full.
 
-        Returns
-        -------
-        ndarray of shape (K, d, d)
-            ``diag(scale_) Sigma_k diag(scale_)`` for each component.
-        """
-        gmm = self.gmms_[self._class_index(label)]
-        d = self.n_features_in_
-        cov = np.asarray(gmm.covariances_)
-        if self.covariance_type == "diag":
-            cov = np.stack([np.diag(c) for c in cov])
-        elif self.covariance_type == "spherical":
-            cov = cov[:, None, None] * np.eye(d)
-        return cov * self.scale_[:, None] * self.scale_[None, :]
+def kl_matrix(model: ClassConditionalGMM, n_samples=10_000, rng=None):
+    """KL(p(. | a) || p(. | b)) for every pair of classes of ``model``, by Monte Carlo.
 
-    # -- how alike two classes are ------------------------------------------------------------
+    Row a uses one set of ``n_samples`` draws from class a for every column, so the diagonal
+    is exactly 0 (with standard error 0). KL is unchanged by the shared standardisation, so
+    it is computed on the standardised codes.
 
-    def kl_divergence(self, label_a, label_b, n_samples=10_000, rng=None):
-        """Monte Carlo estimate of KL(p(. | a) || p(. | b)) and its standard error.
+    Parameters
+    ----------
+    model : ClassConditionalGMM
+        Fitted.
+    n_samples : int
+        Draws per class; the standard error shrinks as 1 / sqrt(n_samples).
+    rng : numpy.random.Generator
 
-        Parameters
-        ----------
-        label_a, label_b : class labels
-        n_samples : int
-            Draws from p(. | a); the standard error shrinks as 1 / sqrt(n_samples).
-        rng : numpy.random.Generator
+    Returns
+    -------
+    kl : ndarray of shape (n_classes, n_classes)
+        ``kl[a, b]`` estimates KL(p_a || p_b) in nats, in the order of ``classes_``.
+    stderr : ndarray of shape (n_classes, n_classes)
+        Sample standard deviation of log p(z|a) - log p(z|b) over the draws / sqrt(n_samples).
+    """
+    rng = np.random.default_rng() if rng is None else rng
+    model._check_is_fitted()
+    C = len(model.classes_)
+    kl, stderr = np.zeros((C, C)), np.zeros((C, C))
+    for a in range(C):
+        u, _ = model.gmms_[a].sample(n_samples, rng=rng)
+        log_lik = model._log_likelihoods_u(u)  # (n, C)
+        for b in range(C):
+            kl[a, b], stderr[a, b] = _mean_and_stderr(log_lik[:, a] - log_lik[:, b])
+    return kl, stderr
 
-        Returns
-        -------
-        estimate : float
-            Mean of log p(z|a) - log p(z|b) over the draws (nats).
-        stderr : float
-            Sample standard deviation of those differences / sqrt(n_samples).
-        """
-        rng = np.random.default_rng() if rng is None else rng
-        a, b = self._class_index(label_a), self._class_index(label_b)
-        u, _ = self.gmms_[a].sample(n_samples, rng=rng)
-        diff = self.gmms_[a].score_samples(u) - self.gmms_[b].score_samples(u)  # (n,)
-        return _mean_and_stderr(diff)
 
-    def kl_matrix(self, n_samples=10_000, rng=None):
-        """KL(p(. | a) || p(. | b)) for every pair of classes, by Monte Carlo.
-
-        Row a uses one set of ``n_samples`` draws from class a for every column, so the
-        diagonal is exactly 0 (with standard error 0).
-
-        Returns
-        -------
-        kl : ndarray of shape (n_classes, n_classes)
-            ``kl[a, b]`` estimates KL(p_a || p_b), in the order of ``classes_``.
-        stderr : ndarray of shape (n_classes, n_classes)
-        """
-        rng = np.random.default_rng() if rng is None else rng
-        self._check_is_fitted()
-        C = len(self.classes_)
-        kl, stderr = np.zeros((C, C)), np.zeros((C, C))
-        for a in range(C):
-            u, _ = self.gmms_[a].sample(n_samples, rng=rng)
-            log_lik = self._log_likelihoods_u(u)  # (n, C)
-            for b in range(C):
-                kl[a, b], stderr[a, b] = _mean_and_stderr(log_lik[:, a] - log_lik[:, b])
-        return kl, stderr
+def uniform_box_codes(codes, n, rng):
+    """Codes drawn uniformly from the bounding box of ``codes`` (n_samples, d); shape (n, d)."""
+    codes = check_X(codes, name="codes")
+    return rng.uniform(codes.min(axis=0), codes.max(axis=0), size=(n, codes.shape[1]))
 
 
 def _mean_and_stderr(values):
@@ -463,7 +384,7 @@ class GaussianAutoEmbeddings:
     Attributes
     ----------
     codes_ : ndarray of shape (n_train, latent_dim)
-        Codes of the training images, kept for plots and :meth:`fit_single`.
+        Codes of the training images, kept for plots.
     labels_ : ndarray of shape (n_train,)
     """
 
@@ -510,32 +431,11 @@ class GaussianAutoEmbeddings:
         self.gmm.fit_threshold(self.codes_, self.reject_quantile)
         return self
 
-    def fit_single(self, n_components=None, codes=None):
-        """Fit one mixture to the training codes, labels ignored (see
-        :meth:`ClassConditionalGMM.fit_single`).
-
-        ``codes`` defaults to all of ``codes_``; with 60 full components EM costs about
-        n * K * d^2 per iteration, so on a CPU a random subset of some 10 000 codes is enough.
-        """
-        return self.gmm.fit_single(self.codes_ if codes is None else codes, n_components)
-
     # -- decisions on images ----------------------------------------------------------------
-
-    def class_log_likelihoods(self, images):
-        """log p(f(x) | c); ndarray of shape (n, n_classes)."""
-        return self.gmm.class_log_likelihoods(self.encode(images))
 
     def predict(self, images):
         """Most probable class per image; ndarray of shape (n,)."""
         return self.gmm.predict(self.encode(images))
-
-    def predict_proba(self, images):
-        """p(c | f(x)); ndarray of shape (n, n_classes), rows summing to one."""
-        return self.gmm.predict_proba(self.encode(images))
-
-    def predict_or_reject(self, images, reject_label=-1):
-        """Class per image, or ``reject_label`` for "none of these"; shape (n,)."""
-        return self.gmm.predict_or_reject(self.encode(images), reject_label)
 
     def max_class_log_likelihood(self, images):
         """max_c log p(f(x) | c): low for images unlike every class; shape (n,)."""
@@ -547,10 +447,6 @@ class GaussianAutoEmbeddings:
         """Images decoded from codes drawn from class ``label``'s mixture; shape (n, 28, 28)."""
         return self.decode(self.gmm.sample_codes(label, n, rng))
 
-    def sample_single(self, n, rng):
-        """Images decoded from the single all-class mixture (call :meth:`fit_single` first)."""
-        return self.decode(self.gmm.sample_single(n, rng))
-
     def interpolate(self, label_a, label_b, n_steps, rng):
         """Decoded straight line from a draw of ``label_a`` to one of ``label_b``; (n_steps, 28, 28)."""
         return self.decode(self.gmm.interpolate_codes(label_a, label_b, n_steps, rng))
@@ -558,11 +454,3 @@ class GaussianAutoEmbeddings:
     def styles(self, label):
         """Decoded component means of class ``label``, one "style" each; shape (K, 28, 28)."""
         return self.decode(self.gmm.component_means(label))
-
-    def uniform_box_samples(self, n, rng):
-        """Images decoded from codes uniform in the training codes' bounding box; (n, 28, 28).
-
-        Most of the box is far from every class: the decoder has never seen such codes, and
-        the images show it (the codes fill a thin manifold, not the box).
-        """
-        return self.decode(self.gmm.uniform_box_codes(n, rng))

@@ -27,7 +27,6 @@ The trace of the matrix square root is computed without forming it: the eigenval
 
 from __future__ import annotations
 
-import sys
 from dataclasses import dataclass
 
 import numpy as np
@@ -90,41 +89,29 @@ def classifier_loss(model: nn.Module, batch):
 
 
 def cached_judge(name: str, images, labels, train_config: train_lib.TrainConfig,
-                 data_description: dict, config: JudgeConfig | None = None,
-                 progress: bool = True) -> train_lib.FitResult:
-    """Train the judge on real (grey-level) images and labels, or load it from the cache."""
+                 config: JudgeConfig | None = None, progress: bool = True):
+    """Train the judge on real (grey-level) images and labels, or load it from the model cache.
+
+    The key is derived by :func:`gae_course.cache.cached_fit` (config, training, the bytes of
+    ``images`` and ``labels``, the source of this module and what it imports).
+    """
+    from gae_course import cache
+
     config = JudgeConfig() if config is None else config
-    key_parts = {"model": config, "train": train_config, "data": data_description,
-                 "judge_source_sha256": train_lib.source_hash(sys.modules[__name__])}
-    return train_lib.cached_fit(
-        name, lambda: Judge(config),
-        lambda model: train_lib.fit(model, classifier_loss, (images, np.asarray(labels, dtype=np.int64)),
-                                    train_config, desc=name, progress=progress),
-        key_parts,
-    )
-
-
-@torch.no_grad()
-def _batched(fn, model: nn.Module, images, batch_size: int) -> np.ndarray:
-    images = train_lib._as_tensor(images).float()
-    device = next(model.parameters()).device
-    was_training = model.training
-    model.eval()
-    try:
-        out = [fn(images[i : i + batch_size].to(device)).cpu() for i in range(0, len(images), batch_size)]
-    finally:
-        model.train(was_training)
-    return torch.cat(out).double().numpy()
+    return cache.cached_fit(name, Judge, config, classifier_loss,
+                            (images, np.asarray(labels, dtype=np.int64)), train_config,
+                            progress=progress)
 
 
 def predict_proba(model: Judge, images, batch_size: int = 1000) -> np.ndarray:
     """Class probabilities (n, n_classes) of images (n, 28, 28)."""
-    return _batched(lambda x: torch.softmax(model(x), dim=1), model, images, batch_size)
+    proba = train_lib.evaluate(lambda x: torch.softmax(model(x), dim=1), model, images, batch_size=batch_size)
+    return proba.double().numpy()
 
 
 def features(model: Judge, images, batch_size: int = 1000) -> np.ndarray:
     """Penultimate-layer features (n, n_features), float64."""
-    return _batched(model.features, model, images, batch_size)
+    return train_lib.evaluate(model.features, model, images, batch_size=batch_size).double().numpy()
 
 
 def class_consistency(model: Judge, images, requested) -> dict:
@@ -193,6 +180,15 @@ def frechet_distance_between(model: Judge, images_a, images_b) -> float:
                             *gaussian_statistics(features(model, images_b)))
 
 
+@dataclass(frozen=True)
+class CodeClassifierConfig:
+    """Sizes of the MLP on latent codes. Frozen: part of the model-cache key."""
+
+    latent_dim: int  # size of the codes it reads
+    hidden: int = 128  # one hidden layer: enough for 8- to 64-number codes, cheap beside a CNN
+    n_classes: int = 10
+
+
 class CodeClassifier(nn.Module):
     """A small MLP on latent codes: (B, latent_dim) -> class logits (B, n_classes).
 
@@ -200,9 +196,11 @@ class CodeClassifier(nn.Module):
     same codes, and against the judge on pixels; train it with :func:`classifier_loss`.
     """
 
-    def __init__(self, latent_dim: int, n_classes: int = 10, hidden: int = 128):
+    def __init__(self, config: CodeClassifierConfig):
         super().__init__()
-        self.net = nn.Sequential(nn.Linear(latent_dim, hidden), nn.ReLU(), nn.Linear(hidden, n_classes))
+        self.config = config
+        self.net = nn.Sequential(nn.Linear(config.latent_dim, config.hidden), nn.ReLU(),
+                                 nn.Linear(config.hidden, config.n_classes))
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         return self.net(z)

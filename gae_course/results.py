@@ -17,15 +17,13 @@ headline figure that is not a number means the chapter went wrong.
 
 from __future__ import annotations
 
-import json
-import math
 import os
 import re
-import tempfile
 from pathlib import Path
 from typing import Any
 
 from gae_course.config import mode
+from gae_course.files import to_plain, write_json_atomic
 
 RESULTS_DIR_ENV = "GAE_COURSE_RESULTS_DIR"
 _RESERVED = ("mode", "runtime_s")  # written by record() itself and by the runner
@@ -66,66 +64,10 @@ def record(chapter: str, **figures: Any) -> dict:
             f"{', '.join(taken)} is filled in by record() and tools/run_course.py; "
             "give the figure another name"
         )
-    entry = {name: to_json(value, path=name) for name, value in figures.items()}
+    entry = {name: to_plain(value, path=name) for name, value in figures.items()}
     entry["mode"] = mode()
 
     folder = os.environ.get(RESULTS_DIR_ENV)
     if folder:
         write_json_atomic(Path(folder) / f"{chapter}.json", entry)
     return entry
-
-
-def to_json(value: Any, path: str = "value") -> Any:
-    """``value`` as plain JSON types; ``path`` names it in error messages (``nmi.mnist.5``)."""
-    if value is None or isinstance(value, (bool, str)):
-        return value
-    if isinstance(value, int):
-        return int(value)
-    if isinstance(value, float):  # also np.float64, a float subclass
-        if not math.isfinite(value):
-            raise ValueError(
-                f"{path} is {value}: a headline figure must be a finite number "
-                "(look at the cell that computed it)"
-            )
-        return float(value)
-    if isinstance(value, dict):
-        return {_key(k, path): to_json(v, f"{path}.{_key(k, path)}") for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [to_json(v, f"{path}[{i}]") for i, v in enumerate(value)]
-    if hasattr(value, "tolist"):  # NumPy scalars and arrays, torch tensors
-        plain = value.tolist()
-        if plain is value or type(plain) is type(value):
-            raise TypeError(f"{path}: cannot convert {type(value).__name__} to JSON")
-        return to_json(plain, path)
-    raise TypeError(
-        f"{path} has type {type(value).__name__}; record numbers, strings, booleans, "
-        "or dicts and lists of them"
-    )
-
-
-def _key(key: Any, path: str) -> str:
-    if isinstance(key, str):
-        return key
-    if hasattr(key, "item") and not isinstance(key, (int, float)):
-        key = key.item()  # NumPy integer keys, such as a value of n_components
-    if isinstance(key, bool) or not isinstance(key, (int, float)):
-        raise TypeError(f"{path}: dict key {key!r} must be a string or a number")
-    return str(key)
-
-
-def write_json_atomic(path: Path, data: Any) -> None:
-    """Write ``data`` as JSON to ``path`` through a temporary file and ``os.replace``.
-
-    A reader (or a run interrupted half-way) never sees a half-written file.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump(data, f, indent=2, allow_nan=False)
-            f.write("\n")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise

@@ -1,4 +1,4 @@
-"""One training loop for every network in the course, model caching, and batched evaluation.
+"""One training loop for every network in the course, and one batched evaluation loop.
 
 Training
 --------
@@ -10,46 +10,24 @@ each is averaged per epoch into the history beside the loss. ``transform(batch, 
 changes each batch before the loss sees it (dynamic binarisation draws fresh Bernoulli pixels
 there) and ``on_epoch_end(epoch, model)`` may return extra per-epoch figures (a validation
 loss). Everything random is seeded from ``TrainConfig.seed``: the same call gives the same
-history.
+history. :mod:`gae_course.cache` trains through :func:`fit` once and loads afterwards.
 
-Caching
--------
-:func:`cached_fit` trains a model once and loads it afterwards. The cache key is the SHA-256
-of a canonical JSON text (sorted keys, no spaces) of everything that determines the trained
-weights: the caller's ``key_parts`` (architecture config, data description, training config),
-the initialisation seed, :data:`CODE_VERSION` and a hash of the source of ``models.py`` and
-``train.py``, so editing either module invalidates old checkpoints instead of silently loading
-them. A checkpoint ``<cache_root>/models/<name>-<key16>.pt`` holds ``{"state_dict",
-"history", "key_parts", ...}`` in plain types only, so that ``torch.load(weights_only=True)``
-reads it (no pickled code runs). It is written to a temporary file in the same folder and
-renamed with :func:`os.replace`, which is atomic: an interrupted run never leaves a file that
-looks finished. A checkpoint that cannot be read, holds other settings or does not fit the
-model is reported in one line and retrained; the model is never half-loaded.
+Evaluation
+----------
+:func:`evaluate` runs a function of a model over many inputs in batches, without gradients,
+in eval mode (restored afterwards), on the model's device: every encode / decode / score loop
+of the package goes through it.
 """
-
 from __future__ import annotations
 
-import dataclasses
-import hashlib
-import json
 import math
-import os
-import tempfile
 import time
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Any, Callable, NamedTuple
+from typing import Callable
 
 import numpy as np
 import torch
 from torch import nn
-
-from gae_course import config as course_config
-from gae_course import models
-
-# Bump when a change outside models.py / train.py changes what training produces
-# (their own source is hashed into the key automatically).
-CODE_VERSION = 1
 
 _RESERVED_HISTORY_KEYS = ("loss", "seconds")
 
@@ -80,8 +58,8 @@ def default_device() -> torch.device:
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
-def _as_tensor(x) -> torch.Tensor:
-    """A tensor sharing memory with ``x`` when it can; floats become float32."""
+def as_tensor(x) -> torch.Tensor:
+    """A CPU tensor sharing memory with ``x`` when it can; NumPy floats become float32."""
     if isinstance(x, torch.Tensor):
         return x
     x = np.asarray(x)
@@ -151,7 +129,7 @@ def fit(
 
     device = default_device() if device is None else torch.device(device)
     single = not isinstance(train_tensors, (tuple, list))
-    tensors = tuple(map(_as_tensor, [train_tensors] if single else train_tensors))
+    tensors = tuple(map(as_tensor, [train_tensors] if single else train_tensors))
     n = len(tensors[0])
     if any(len(t) != n for t in tensors):
         raise ValueError(f"train_tensors must share their first dimension; got {[len(t) for t in tensors]}.")
@@ -224,318 +202,68 @@ def fit(
 
 
 # --------------------------------------------------------------------------------------------
-# Cache keys
-# --------------------------------------------------------------------------------------------
-
-
-def to_plain(obj: Any) -> Any:
-    """``obj`` as plain JSON types: dataclasses, tuples, NumPy scalars and arrays converted.
-
-    A dataclass becomes ``{"__type__": class name, **fields}`` (two configs with equal fields
-    but different classes are different models); an ndarray becomes its shape, dtype and the
-    SHA-256 of its bytes (a subset given as indices, say). Anything else raises ``TypeError``.
-    """
-    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
-        fields = {f.name: to_plain(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
-        return {"__type__": type(obj).__name__, **fields}
-    if isinstance(obj, dict):
-        return {str(k): to_plain(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [to_plain(v) for v in obj]
-    if isinstance(obj, (bool, np.bool_)):
-        return bool(obj)
-    if isinstance(obj, (int, np.integer)):
-        return int(obj)
-    if isinstance(obj, (float, np.floating)):
-        if not math.isfinite(obj):
-            raise ValueError(f"a cache key part is {obj}; only finite numbers make a stable key.")
-        return float(obj)
-    if obj is None or isinstance(obj, str):
-        return obj
-    if isinstance(obj, os.PathLike):
-        return os.fspath(obj)
-    if isinstance(obj, np.ndarray):
-        array = np.ascontiguousarray(obj)
-        return {"ndarray_sha256": hashlib.sha256(array.tobytes()).hexdigest(),
-                "shape": list(array.shape), "dtype": str(array.dtype)}
-    raise TypeError(
-        f"cannot put a {type(obj).__name__} into a cache key; use numbers, strings, lists, "
-        "dicts, NumPy arrays or dataclasses."
-    )
-
-
-def canonical_json(obj: Any) -> str:
-    """Deterministic JSON text of ``obj``: sorted keys, no spaces, no NaN."""
-    return json.dumps(to_plain(obj), sort_keys=True, separators=(",", ":"), allow_nan=False)
-
-
-def source_hash(*modules) -> str:
-    """SHA-256 (hex) of the source files of ``modules``: changes whenever one is edited."""
-    digest = hashlib.sha256()
-    for module in modules:
-        digest.update(Path(module.__file__).read_bytes())
-    return digest.hexdigest()
-
-
-def code_fingerprint() -> dict:
-    """The code part of every cache key: :data:`CODE_VERSION` and the hash of models/train."""
-    from gae_course import models, train
-
-    return {"version": CODE_VERSION, "source_sha256": source_hash(models, train)}
-
-
-def cache_key(key_parts: dict, seed: int = 0) -> str:
-    """SHA-256 (hex) naming the model that ``key_parts``, ``seed`` and the code determine."""
-    full = {"key_parts": key_parts, "init_seed": seed, "code": code_fingerprint()}
-    return hashlib.sha256(canonical_json(full).encode()).hexdigest()
-
-
-def model_dir() -> Path:
-    """``gae_course.config.cache_root() / "models"`` (``$GAE_COURSE_CACHE/models`` if set)."""
-    return course_config.cache_root() / "models"
-
-
-def cache_path(name: str, key_parts: dict, seed: int = 0) -> Path:
-    """Checkpoint file for ``name`` under this key: ``<model_dir>/<name>-<key16>.pt``."""
-    if not name or any(c in name for c in "/\\") or name.startswith("."):
-        raise ValueError(f"name must be a plain file-name stem such as 'ae-mnist'; got {name!r}.")
-    return model_dir() / f"{name}-{cache_key(key_parts, seed)[:16]}.pt"
-
-
-# --------------------------------------------------------------------------------------------
-# Cached training
-# --------------------------------------------------------------------------------------------
-
-
-class FitResult(NamedTuple):
-    """What :func:`cached_fit` returns."""
-
-    model: nn.Module  # trained, in eval mode, on the requested device
-    history: dict  # from train_fn, as stored in the checkpoint
-    loaded: bool  # True when the weights came from the cache
-    path: Path  # the checkpoint file
-
-
-class _Unusable(Exception):
-    """A checkpoint exists but cannot be used; the message says why."""
-
-
-def _read_checkpoint(path: Path, model: nn.Module, expected_parts, device) -> dict:
-    if path.stat().st_size == 0:
-        raise _Unusable("empty file")
-    try:
-        payload = torch.load(path, weights_only=True, map_location=device)
-    except Exception as error:  # a truncated zip, garbage bytes, a pickle with code in it, ...
-        first_sentence = str(error).strip().split(". ")[0][:100]
-        raise _Unusable(f"{type(error).__name__}: {first_sentence}") from None
-    if not isinstance(payload, dict) or not {"state_dict", "history", "key_parts"} <= payload.keys():
-        raise _Unusable("not a gae_course checkpoint")
-    if not isinstance(payload["history"], dict):
-        raise _Unusable("its history is not a dict")
-    if payload["key_parts"] != expected_parts:
-        raise _Unusable("it was trained with other settings")
-    state, own = payload["state_dict"], model.state_dict()
-    if not isinstance(state, dict) or state.keys() != own.keys():
-        missing = sorted(set(own) - set(state)) if isinstance(state, dict) else []
-        raise _Unusable(f"its weights do not match the model (missing {missing[:3]})")
-    for key, value in own.items():
-        if not isinstance(state[key], torch.Tensor) or state[key].shape != value.shape:
-            got = tuple(state[key].shape) if isinstance(state[key], torch.Tensor) else type(state[key]).__name__
-            raise _Unusable(f"weight {key} has shape {got}, the model needs {tuple(value.shape)}")
-    return payload
-
-
-def _write_checkpoint(path: Path, payload: dict) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".part")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(payload, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)  # atomic: readers see the old state or the whole new file
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def cached_fit(
-    name: str,
-    build_model: Callable[[], nn.Module],
-    train_fn: Callable[[nn.Module], dict],
-    key_parts: dict,
-    *,
-    seed: int = 0,
-    device: str | torch.device | None = None,
-    force: bool = False,
-) -> FitResult:
-    """Load the model ``key_parts`` describes from the cache, or train and cache it.
-
-    Parameters
-    ----------
-    name : str
-        Stem of the checkpoint file, e.g. ``"ae-mnist"``.
-    build_model : callable
-        ``build_model()`` returns a fresh, untrained model (called after
-        ``torch.manual_seed(seed)``, so its initial weights are repeatable).
-    train_fn : callable
-        ``train_fn(model)`` trains the model in place and returns its history (a dict of
-        numbers / lists of numbers), typically ``lambda m: fit(m, loss_fn, data, train_config)``.
-    key_parts : dict
-        Everything that determines the trained weights besides the code: for instance
-        ``{"model": AutoencoderConfig(...), "data": {"dataset": "mnist", "split": "train",
-        "n": 60000, "subset_seed": 0}, "train": TrainConfig(...)}``. Dataclasses, NumPy values
-        and tuples are converted with :func:`to_plain`.
-    seed : int
-        Seed for the initial weights; part of the key.
-    device : str or torch.device, optional
-        Where the returned model lives; default :func:`default_device`.
-    force : bool
-        Retrain (and overwrite the checkpoint) even when one matches.
-
-    Returns
-    -------
-    FitResult
-        ``(model, history, loaded, path)``.
-    """
-    device = default_device() if device is None else torch.device(device)
-    plain_parts = json.loads(canonical_json(key_parts))  # what a checkpoint's copy must equal
-    path = cache_path(name, key_parts, seed)
-
-    def fresh() -> nn.Module:
-        torch.manual_seed(seed)
-        return build_model().to(device)
-
-    model = fresh()
-    if path.exists() and not force:
-        try:
-            payload = _read_checkpoint(path, model, plain_parts, device)
-        except _Unusable as why:
-            print(f"cache: {path} is unreadable ({why}); retraining")
-            model = fresh()  # nothing was loaded into it, but start clean all the same
-        else:
-            model.load_state_dict(payload["state_dict"])
-            model.eval()
-            when = payload.get("trained_at", "at an unknown time")
-            took = payload.get("train_seconds")
-            took = f" in {took:.1f} s" if isinstance(took, (int, float)) else ""
-            print(f"cache: loaded {name} from {path} (trained {when}{took})")
-            return FitResult(model, payload["history"], True, path)
-
-    start = time.perf_counter()
-    history = train_fn(model)
-    seconds = time.perf_counter() - start
-    history = json.loads(canonical_json(history if history is not None else {}))
-    model.eval()
-    payload = {
-        "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
-        "history": history,
-        "key_parts": plain_parts,
-        "name": name,
-        "trained_at": time.strftime("%Y-%m-%d %H:%M:%S"),
-        "train_seconds": seconds,
-        "torch_version": str(torch.__version__),
-    }
-    _write_checkpoint(path, payload)
-    print(f"cache: trained {name} in {seconds:.1f} s; saved to {path}")
-    return FitResult(model, history, False, path)
-
-
-# --------------------------------------------------------------------------------------------
 # Evaluation
 # --------------------------------------------------------------------------------------------
 
 
-def _model_device(model: nn.Module) -> torch.device:
+def model_device(model: nn.Module) -> torch.device:
+    """The device of the model's first parameter (CPU for a model without parameters)."""
     parameter = next(model.parameters(), None)
     return parameter.device if parameter is not None else torch.device("cpu")
 
 
 @torch.no_grad()
+def evaluate(fn: Callable, model: nn.Module, *inputs, batch_size: int = 1024,
+             desc: str | None = None) -> torch.Tensor:
+    """``fn(*batch)`` over ``inputs`` in batches, in eval mode, without gradients; concatenated.
+
+    Parameters
+    ----------
+    fn : callable
+        Takes one batch of each input (moved to the model's device) and returns a tensor whose
+        first dimension is the batch, e.g. ``model.encode`` or ``lambda x, y: model(x, y)``.
+    model : nn.Module
+        Put in eval mode while ``fn`` runs; its previous mode is restored afterwards.
+    *inputs : ndarray or Tensor, each of first dimension n
+        NumPy floats become float32.
+    batch_size : int
+    desc : str, optional
+        Show a progress bar with this label (for slow loops such as an IWAE estimate).
+
+    Returns
+    -------
+    Tensor of shape (n, ...) on the CPU
+        An empty tensor of shape (0,) when n is 0.
+    """
+    tensors = [as_tensor(x) for x in inputs]
+    n = len(tensors[0])
+    if any(len(t) != n for t in tensors):
+        raise ValueError(f"inputs must share their first dimension; got {[len(t) for t in tensors]}.")
+    from tqdm.auto import tqdm
+
+    device, was_training = model_device(model), model.training
+    model.eval()
+    try:
+        starts = tqdm(range(0, n, batch_size), desc=desc, disable=desc is None)
+        out = [fn(*(t[i : i + batch_size].to(device) for t in tensors)).cpu() for i in starts]
+    finally:
+        model.train(was_training)
+    return torch.cat(out) if out else torch.zeros(0)
+
+
 def encode_dataset(model: nn.Module, images, batch_size: int = 1024) -> np.ndarray:
-    """Codes of many images, in batches, without gradients, in eval mode.
+    """Codes of many images: ``model.encode`` in batches; ndarray of shape (n, latent_dim), float32.
 
-    Parameters
-    ----------
-    model : nn.Module
-        Anything with ``encode(x) -> (B, latent_dim)``.
-    images : ndarray or Tensor of shape (n, 28, 28) or (n, 1, 28, 28)
-    batch_size : int
-
-    Returns
-    -------
-    codes : ndarray of shape (n, latent_dim), float32
+    ``images`` : ndarray or Tensor of shape (n, 28, 28) or (n, 1, 28, 28).
     """
-    device, was_training = _model_device(model), model.training
-    model.eval()
-    try:
-        images = _as_tensor(images)
-        out = [model.encode(images[i : i + batch_size].to(device)).cpu() for i in range(0, len(images), batch_size)]
-    finally:
-        model.train(was_training)
-    return torch.cat(out).numpy() if out else np.zeros((0, 0), dtype=np.float32)
+    return evaluate(model.encode, model, images, batch_size=batch_size).numpy()
 
 
-@torch.no_grad()
 def decode_latents(model: nn.Module, z, batch_size: int = 1024) -> np.ndarray:
-    """Pixel probabilities decoded from codes, in batches, without gradients, in eval mode.
+    """Pixel probabilities ``model.decode(z)`` in batches.
 
-    Parameters
-    ----------
-    model : nn.Module
-        Anything with ``decode(z) -> (B, C, H, W)`` probabilities.
-    z : ndarray or Tensor of shape (n, latent_dim)
-    batch_size : int
-
-    Returns
-    -------
-    images : ndarray of shape (n, H, W) for one channel, else (n, C, H, W); float32 in [0, 1]
+    ``z`` : ndarray or Tensor of shape (n, latent_dim). Returns an ndarray of shape (n, H, W)
+    for one channel, else (n, C, H, W); float32 in [0, 1].
     """
-    device, was_training = _model_device(model), model.training
-    model.eval()
-    try:
-        z = _as_tensor(z).float()
-        out = [model.decode(z[i : i + batch_size].to(device)).cpu() for i in range(0, len(z), batch_size)]
-    finally:
-        model.train(was_training)
-    images = torch.cat(out).numpy()  # (n, C, H, W)
-    return images[:, 0] if images.shape[1] == 1 else images
-
-
-def cached_autoencoder(
-    name: str,
-    images,
-    model_config,
-    train_config: TrainConfig,
-    data_description: dict,
-    *,
-    seed: int = 0,
-    progress: bool = True,
-) -> FitResult:
-    """Train an autoencoder on ``images`` with the reconstruction loss, or load it from the cache.
-
-    Parameters
-    ----------
-    name : str
-        Checkpoint stem, e.g. ``"ae-mnist"``.
-    images : ndarray of shape (n, 28, 28)
-    model_config : gae_course.models.AutoencoderConfig
-    train_config : TrainConfig
-    data_description : dict
-        What ``images`` are, for the cache key, e.g. ``{"dataset": "mnist", "split": "train",
-        "n": 54000, "validation_seed": 0}``: two different image sets must never share one.
-    seed : int
-        Seed of the initial weights.
-
-    Returns
-    -------
-    FitResult
-    """
-    return cached_fit(
-        name,
-        lambda: models.Autoencoder(model_config),
-        lambda model: fit(model, models.autoencoder_loss, images, train_config, desc=name,
-                          progress=progress),
-        {"model": model_config, "train": train_config, "data": data_description},
-        seed=seed,
-    )
+    images = evaluate(model.decode, model, as_tensor(z).float(), batch_size=batch_size).numpy()
+    return images[:, 0] if images.ndim == 4 and images.shape[1] == 1 else images

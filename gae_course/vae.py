@@ -38,9 +38,7 @@ Shapes: ``B`` images, ``L = latent_dim``, ``K`` samples per image, ``D = 784`` p
 from __future__ import annotations
 
 import math
-import sys
 from dataclasses import asdict, dataclass
-from typing import Callable
 
 import numpy as np
 import torch
@@ -326,21 +324,27 @@ def binarize(batch, generator=None):
     return torch.bernoulli(batch, generator=generator)
 
 
-def vae_loss(beta: float = 1.0) -> Callable:
+@dataclass(frozen=True)
+class VAELoss:
     """``loss_fn(model, batch)`` for :func:`gae_course.train.fit`: :meth:`VAE.loss` with ``beta``.
 
+    A frozen dataclass rather than a closure, so that ``beta`` is part of the model-cache key.
     Batches are images, or (images, labels); the labels go to a conditional VAE and are
     ignored by an unconditional one.
     """
-    beta = float(beta)
 
-    def loss_fn(model: VAE, batch):
+    beta: float = 1.0  # weight of the KL term (1: the ELBO; beta-VAE otherwise)
+
+    def __call__(self, model: "VAE", batch):
         if isinstance(batch, (tuple, list)):
             x, y = batch[0], batch[1]
-            return model.loss(x, y if model.config.conditional else None, beta=beta)
-        return model.loss(batch, beta=beta)
+            return model.loss(x, y if model.config.conditional else None, beta=self.beta)
+        return model.loss(batch, beta=self.beta)
 
-    return loss_fn
+
+def vae_loss(beta: float = 1.0) -> VAELoss:
+    """:class:`VAELoss` with ``beta``."""
+    return VAELoss(float(beta))
 
 
 def cached_vae(
@@ -348,14 +352,17 @@ def cached_vae(
     config: VAEConfig,
     train_config: train_lib.TrainConfig,
     images,
-    data_description: dict,
     *,
     labels=None,
     beta: float = 1.0,
     seed: int = 0,
     progress: bool = True,
-) -> train_lib.FitResult:
+):
     """Train a VAE on dynamically binarised ``images`` (or load it from the model cache).
+
+    The cache key is derived from everything here (:func:`gae_course.cache.cached_fit`): the
+    config, the training config, the bytes of ``images`` (and ``labels``), ``beta``, the
+    binarisation and the source of every module the loss reaches.
 
     Parameters
     ----------
@@ -364,9 +371,6 @@ def cached_vae(
     config : VAEConfig
     train_config : gae_course.train.TrainConfig
     images : ndarray of shape (n, 28, 28), grey levels in [0, 1]
-    data_description : dict
-        What ``images`` are, for the cache key (e.g. ``{"dataset": "mnist", "split": "train",
-        "n": 60000}``).
     labels : ndarray of shape (n,), optional
         Needed (and only used) by a conditional VAE.
     beta : float
@@ -374,28 +378,19 @@ def cached_vae(
 
     Returns
     -------
-    FitResult
-        ``(model, history, loaded, path)``; the history has ``loss`` (the beta-weighted
+    gae_course.cache.FitResult
+        ``(model, history, loaded, path, key)``; the history has ``loss`` (the beta-weighted
         negative ELBO), ``recon``, ``kl`` and ``neg_elbo`` per epoch.
     """
+    from gae_course import cache
+
     if config.conditional and labels is None:
         raise ValueError("a conditional VAE needs the labels of its training images.")
-    data = (images, labels) if config.conditional else images
-    key_parts = {
-        "model": config, "train": train_config, "data": data_description, "beta": float(beta),
-        "binarization": "dynamic", "vae_source_sha256": train_lib.source_hash(sys.modules[__name__]),
-    }
-    return train_lib.cached_fit(
-        name,
-        lambda: VAE(config),
-        lambda model: train_lib.fit(model, vae_loss(beta), data, train_config, desc=name,
-                                    transform=binarize, progress=progress),
-        key_parts,
-        seed=seed,
-    )
+    data = (images, np.asarray(labels, dtype=np.int64)) if config.conditional else images
+    return cache.cached_fit(name, VAE, config, vae_loss(beta), data, train_config,
+                            transform=binarize, seed=seed, progress=progress)
 
 
-@torch.no_grad()
 def iwae_log_likelihood(model: VAE, images, n_samples: int, *, labels=None, batch_size: int = 10,
                         generator=None, progress: bool = True) -> np.ndarray:
     """Importance-weighted estimates of log p(x) for binary ``images``: L_K per image, nats.
@@ -419,42 +414,28 @@ def iwae_log_likelihood(model: VAE, images, n_samples: int, *, labels=None, batc
     -------
     ndarray of shape (n,), float64
     """
-    from tqdm.auto import tqdm
-
     if n_samples < 1:
         raise ValueError(f"n_samples must be >= 1; got {n_samples}.")
-    images = train_lib._as_tensor(images)
-    device = next(model.parameters()).device
-    was_training = model.training
-    model.eval()
-    out = []
-    try:
-        for i in tqdm(range(0, len(images), batch_size), desc=f"IWAE K={n_samples}",
-                      disable=not progress):
-            x = images[i : i + batch_size].to(device)
-            y = None if labels is None else torch.as_tensor(labels[i : i + batch_size]).to(device)
-            log_w = model.log_weights(x, n_samples, y, generator)  # (K, b)
-            out.append(elbo_lib.iwae_bound(log_w.double()).cpu())
-    finally:
-        model.train(was_training)
-    return torch.cat(out).numpy()
+
+    def bound(x, y=None):
+        return elbo_lib.iwae_bound(model.log_weights(x, n_samples, y, generator).double())  # (b,)
+
+    inputs = (images,) if labels is None else (images, np.asarray(labels))
+    desc = f"IWAE K={n_samples}" if progress else None
+    return train_lib.evaluate(bound, model, *inputs, batch_size=batch_size, desc=desc).numpy()
 
 
-@torch.no_grad()
 def elbo_terms(model: VAE, images, *, labels=None, batch_size: int = 1000, generator=None) -> dict:
     """Mean one-sample reconstruction term, KL and negative ELBO (nats per image) on ``images``."""
-    images = train_lib._as_tensor(images)
-    device = next(model.parameters()).device
-    recon = kl = 0.0
-    for i in range(0, len(images), batch_size):
-        x = images[i : i + batch_size].to(device)
-        y = None if labels is None else torch.as_tensor(labels[i : i + batch_size]).to(device)
+
+    def terms(x, y=None):
         q = model.posterior(x, y)
         z = model.sample_posterior(q, 1, generator)
-        recon -= float(model.log_likelihood(x, z, y).sum())
-        kl += float(model.kl(q).sum())
-    n = len(images)
-    return {"recon": recon / n, "kl": kl / n, "neg_elbo": (recon + kl) / n}
+        return torch.stack([-model.log_likelihood(x, z, y)[0], model.kl(q)], dim=1)  # (b, 2)
+
+    inputs = (images,) if labels is None else (images, np.asarray(labels))
+    recon, kl = train_lib.evaluate(terms, model, *inputs, batch_size=batch_size).double().mean(0).tolist()
+    return {"recon": recon, "kl": kl, "neg_elbo": recon + kl}
 
 
 def active_units(codes, threshold: float = 0.01) -> int:

@@ -58,7 +58,7 @@ def test_judge_shapes_and_bad_input():
         model(torch.rand(5, 784))
     with pytest.raises(ValueError, match="one class per image"):
         judge.class_consistency(model, x.numpy(), np.zeros(4, dtype=int))
-    codes = judge.CodeClassifier(latent_dim=6)
+    codes = judge.CodeClassifier(judge.CodeClassifierConfig(latent_dim=6))
     assert codes(torch.zeros(3, 6)).shape == (3, 10)
 
 

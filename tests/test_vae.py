@@ -81,7 +81,7 @@ def test_bad_input_is_refused_with_a_reason():
     with pytest.raises(ValueError, match="latent must be one of"):
         VAEConfig(latent="categorical")
     with pytest.raises(ValueError, match="needs the labels"):
-        cached_vae("v", COND, TrainConfig(epochs=1), binary_images(4), {"n": 4})
+        cached_vae("v", COND, TrainConfig(epochs=1), binary_images(4))
 
 
 # ------------------------------------------------------------------------------------------
@@ -283,12 +283,12 @@ def test_cached_vae_loads_the_second_time(tmp_path, monkeypatch):
     monkeypatch.setenv("GAE_COURSE_CACHE", str(tmp_path))
     x, labels = binary_images(32), np.arange(32) % 4
     config = TrainConfig(epochs=1, batch_size=16)
-    first = cached_vae("cvae", COND, config, x, {"n": 32}, labels=labels, progress=False)
-    second = cached_vae("cvae", COND, config, x, {"n": 32}, labels=labels, progress=False)
+    first = cached_vae("cvae", COND, config, x, labels=labels, progress=False)
+    second = cached_vae("cvae", COND, config, x, labels=labels, progress=False)
     assert not first.loaded and second.loaded and first.path == second.path
     for a, b in zip(first.model.parameters(), second.model.parameters()):
         torch.testing.assert_close(a, b)
-    other_beta = cached_vae("cvae", COND, config, x, {"n": 32}, labels=labels, beta=2.0, progress=False)
+    other_beta = cached_vae("cvae", COND, config, x, labels=labels, beta=2.0, progress=False)
     assert other_beta.path != first.path and not other_beta.loaded
 
 

@@ -1,8 +1,9 @@
 """Choose chapter 5's settings on a validation split (never on the test set).
 
-For each dataset the training set is split into 54000 images to train on and 6000 to
-validate on (stratified, seed 0). Each autoencoder in AE_CONFIGS is trained (or loaded from the
-model cache) on the 54000, and each mixture setting in GMM_GRID is fitted on their codes and
+For each dataset the training set is split as in the chapters (``gae_course.presets``: 54000
+images to train on and 6000 to validate on, stratified, seed 0). Each autoencoder in AE_CONFIGS
+is trained (or loaded from the model cache: the 10-epoch ones are chapter 5's, the same
+checkpoints) on the 54000, and each mixture setting in GMM_GRID is fitted on their codes and
 scored by validation accuracy of the likelihood classifier. Run:
 
     .venv/bin/python tools/tune_gae.py --datasets mnist fashion-mnist --out build/tune_gae.json
@@ -21,9 +22,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from gae_course import config, data, gae, models, train
-
-N_VALIDATION = 6000
+from gae_course import config, gae, models, presets, train
 
 AE_CONFIGS = {
     "conv32-e10": (models.AutoencoderConfig(kind="conv", latent_dim=32), train.TrainConfig(epochs=10)),
@@ -46,25 +45,19 @@ def main():
     torch.set_num_threads(args.threads)
     rows = []
     for dataset in args.datasets:
-        images, labels = data.load_dataset(dataset, "train")
-        train_idx, val_idx = data.train_validation_split(labels, N_VALIDATION, seed=0)
+        split = presets.validation_split(dataset)
+        train_labels, val_labels = split.labels("train"), split.labels("validation")
         for ae_name in args.ae:
             ae_config, train_config = AE_CONFIGS[ae_name]
             config.seed_everything(0)
-            result = train.cached_autoencoder(
-                f"ae-{dataset}-{ae_config.kind}{ae_config.latent_dim}",
-                images[train_idx], ae_config, train_config,
-                {"dataset": dataset, "split": "train", "n": len(train_idx), "validation": N_VALIDATION,
-                 "validation_seed": 0},
-                progress=False,
-            )
-            z_train = train.encode_dataset(result.model, images[train_idx])
-            z_val = train.encode_dataset(result.model, images[val_idx])
+            result = presets.train_autoencoder(dataset, ae_config, train_config, progress=False)
+            z_train = train.encode_dataset(result.model, split.images("train"))
+            z_val = train.encode_dataset(result.model, split.images("validation"))
             for K, reg in itertools.product(args.components, args.reg):
                 start = time.perf_counter()
                 model = gae.ClassConditionalGMM(K, reg_covar=reg, random_state=0)
-                model.fit(z_train, labels[train_idx])
-                acc = float(np.mean(model.predict(z_val) == labels[val_idx]))
+                model.fit(z_train, train_labels)
+                acc = float(np.mean(model.predict(z_val) == val_labels))
                 row = dict(dataset=dataset, ae=ae_name, n_components=K, reg_covar=reg,
                            val_accuracy=acc, gmm_seconds=time.perf_counter() - start,
                            ae_seconds=result.history.get("seconds", [None])[-1] if result.history else None,

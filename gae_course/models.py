@@ -54,6 +54,7 @@ class AutoencoderConfig:
     n_strided: int = 2  # conv: stride-2 layers; two take 28x28 to 7x7, small enough for one linear layer
     batch_norm: bool = False  # off: a code depends on its own image only (see module docstring)
     image_shape: tuple[int, int, int] = (1, 28, 28)  # (C, H, W) of MNIST and Fashion-MNIST
+    n_conditions: int = 0  # mlp: extra inputs (a one-hot label) beside the image and the code
 
     def __post_init__(self):
         if self.kind not in KINDS:
@@ -65,6 +66,9 @@ class AutoencoderConfig:
             object.__setattr__(self, name, tuple(int(v) for v in getattr(self, name)))
         if len(self.image_shape) != 3:
             raise ValueError(f"image_shape must be (C, H, W); got {self.image_shape}.")
+        if self.n_conditions < 0 or (self.n_conditions and self.kind != "mlp"):
+            raise ValueError(f"n_conditions (a label input, for a conditional VAE) needs kind='mlp' "
+                             f"and must be >= 0; got {self.n_conditions} with kind={self.kind!r}.")
         if self.kind == "conv":
             _, height, width = self.image_shape
             factor = 2**self.n_strided
@@ -121,7 +125,7 @@ class Encoder(nn.Module):
         layers: list[nn.Module] = []
         if config.kind == "mlp":
             layers.append(nn.Flatten())
-            width = config.n_pixels
+            width = config.n_pixels + config.n_conditions
             for size in config.hidden:
                 layers += [nn.Linear(width, size, bias=not bn), _norm("1d", size, bn), nn.ReLU()]
                 width = size
@@ -138,10 +142,16 @@ class Encoder(nn.Module):
             layers += [nn.Flatten(), nn.Linear(math.prod(_conv_grid(config)), self.out_dim)]
         self.net = nn.Sequential(*layers)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, condition: torch.Tensor | None = None) -> torch.Tensor:
+        """``condition`` (B, n_conditions): a conditional model's extra input, else None."""
         B = x.shape[0]
         x = x.reshape(B, *self.config.image_shape)  # (B, C, H, W); a (B, H, W) batch gains C = 1
-        return self.net(x)  # (B, out_dim)
+        if not self.config.n_conditions:
+            if condition is not None:
+                raise ValueError("this encoder takes no condition (n_conditions=0).")
+            return self.net(x)  # (B, out_dim)
+        flat = torch.cat([self.net[0](x), _condition(condition, B, self.config)], dim=1)  # (B, D + n_cond)
+        return self.net[1:](flat)  # (B, out_dim)
 
 
 class Decoder(nn.Module):
@@ -153,7 +163,7 @@ class Decoder(nn.Module):
         bn = config.batch_norm
         layers: list[nn.Module] = []
         if config.kind == "mlp":
-            width = config.latent_dim
+            width = config.latent_dim + config.n_conditions
             for size in reversed(config.hidden):
                 layers += [nn.Linear(width, size, bias=not bn), _norm("1d", size, bn), nn.ReLU()]
                 width = size
@@ -183,8 +193,21 @@ class Decoder(nn.Module):
                 in_channels = size
         self.net = nn.Sequential(*layers)
 
-    def forward(self, z: torch.Tensor) -> torch.Tensor:
+    def forward(self, z: torch.Tensor, condition: torch.Tensor | None = None) -> torch.Tensor:
+        """Logits (B, C, H, W) of codes (B, latent_dim); ``condition`` as in :class:`Encoder`."""
+        if self.config.n_conditions:
+            z = torch.cat([z, _condition(condition, z.shape[0], self.config)], dim=1)
+        elif condition is not None:
+            raise ValueError("this decoder takes no condition (n_conditions=0).")
         return self.net(z)  # (B, C, H, W) logits
+
+
+def _condition(condition, batch: int, config: AutoencoderConfig) -> torch.Tensor:
+    if condition is None or tuple(condition.shape) != (batch, config.n_conditions):
+        got = None if condition is None else tuple(condition.shape)
+        raise ValueError(f"this network is conditional: pass condition of shape ({batch}, "
+                         f"{config.n_conditions}); got {got}.")
+    return condition
 
 
 class Autoencoder(nn.Module):

@@ -28,9 +28,10 @@ A conditional VAE (Sohn et al., 2015) feeds the one-hot label to both networks:
 :math:`q_\phi(z \mid x, y)`, :math:`p_\theta(x \mid z, y)`; decoding prior samples with a
 chosen :math:`y` draws that class.
 
-Every loss returns the negative ELBO per image as its *value* (whatever the latent), so the
-training histories of all VAEs can be compared; for the Bernoulli latent the score-function
-and baseline terms are added as zero-valued terms that carry only gradients.
+:meth:`VAE.objective` keeps the figures to read (reconstruction, KL) apart from the tensors
+to differentiate (a surrogate, and the learned baseline's own loss), as Pyro's
+``TraceGraph_ELBO`` does; :meth:`VAE.loss` adds the last two for ``backward`` and logs the
+first two, so the training histories of every kind of VAE can be compared.
 
 Shapes: ``B`` images, ``L = latent_dim``, ``K`` samples per image, ``D = 784`` pixels.
 """
@@ -39,6 +40,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -46,7 +48,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from gae_course import elbo as elbo_lib
-from gae_course import estimators
+from gae_course import estimators, models
 from gae_course import train as train_lib
 
 LATENTS = ("gaussian", "bernoulli")
@@ -61,39 +63,38 @@ class VAEConfig:
     hidden: tuple[int, ...] = (512, 256)  # encoder's hidden widths; the decoder reverses them
     latent: str = "gaussian"  # "gaussian" (reparameterised) or "bernoulli" (score function)
     n_classes: int = 0  # > 0: a conditional VAE, the one-hot label goes into both networks
-    n_pixels: int = 784  # D: length of a flattened 28x28 image
+    image_shape: tuple[int, int, int] = (1, 28, 28)  # (C, H, W); D = C * H * W pixels
     baseline_hidden: int = 100  # bernoulli only: width of the learned baseline b_psi(x)
     baseline_decay: float = 0.9  # bernoulli only: weight of the old value in the moving average
 
     def __post_init__(self):
         if self.latent not in LATENTS:
             raise ValueError(f"latent must be one of {LATENTS}; got {self.latent!r}.")
-        if self.latent_dim < 1 or self.n_pixels < 1 or self.n_classes < 0:
-            raise ValueError(
-                f"need latent_dim >= 1, n_pixels >= 1 and n_classes >= 0; got "
-                f"{self.latent_dim}, {self.n_pixels}, {self.n_classes}."
-            )
+        if self.latent_dim < 1 or self.n_classes < 0:
+            raise ValueError(f"need latent_dim >= 1 and n_classes >= 0; got {self.latent_dim}, "
+                             f"{self.n_classes}.")
         if not 0.0 <= self.baseline_decay < 1.0:
             raise ValueError(f"baseline_decay must lie in [0, 1); got {self.baseline_decay}.")
         object.__setattr__(self, "hidden", tuple(int(h) for h in self.hidden))
+        object.__setattr__(self, "image_shape", tuple(int(v) for v in self.image_shape))
 
     @property
     def conditional(self) -> bool:
         return self.n_classes > 0
 
+    @property
+    def n_pixels(self) -> int:
+        """D, the length of a flattened image."""
+        return math.prod(self.image_shape)
+
+    def network(self) -> models.AutoencoderConfig:
+        """The MLP both networks are built from (:class:`gae_course.models.Encoder`, ``Decoder``)."""
+        return models.AutoencoderConfig(kind="mlp", latent_dim=self.latent_dim, hidden=self.hidden,
+                                        image_shape=self.image_shape, n_conditions=self.n_classes)
+
     def to_dict(self) -> dict:
         """Plain JSON-ready dict; ``VAEConfig(**d)`` inverts it."""
         return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
-
-
-def _mlp(sizes: list[int]) -> nn.Sequential:
-    """Linear layers of the given widths with ReLU between them (none after the last)."""
-    layers: list[nn.Module] = []
-    for i, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:])):
-        layers.append(nn.Linear(n_in, n_out))
-        if i < len(sizes) - 2:
-            layers.append(nn.ReLU())
-    return nn.Sequential(*layers)
 
 
 def kl_bernoulli_half(logits: torch.Tensor) -> torch.Tensor:
@@ -115,8 +116,22 @@ def kl_bernoulli_half(logits: torch.Tensor) -> torch.Tensor:
     return per_unit.sum(-1)
 
 
+class Objective(NamedTuple):
+    """One Monte Carlo evaluation of the (beta-)ELBO of a batch, kept as named quantities.
+
+    As in Pyro's ``TraceGraph_ELBO``, the quantities to read and the quantities to
+    differentiate are different tensors, added only where ``backward`` is called
+    (:meth:`VAE.loss`).
+    """
+
+    recon: torch.Tensor  # (B,) -log p(x | z) with z ~ q, detached: nats per image
+    kl: torch.Tensor  # (B,) KL(q(z | x) || p(z)) in closed form, detached
+    surrogate: torch.Tensor  # () its gradient estimates the gradient of mean(recon + beta * kl)
+    baseline_loss: torch.Tensor  # () the learned baseline's own regression loss (0: Gaussian z)
+
+
 class VAE(nn.Module):
-    """A VAE with MLP encoder and decoder on flattened binary images.
+    """A VAE with MLP encoder and decoder (:mod:`gae_course.models`) on binary images.
 
     Parameters
     ----------
@@ -129,8 +144,8 @@ class VAE(nn.Module):
         self.config = VAEConfig() if config is None else config
         c = self.config
         n_out = 2 * c.latent_dim if c.latent == "gaussian" else c.latent_dim
-        self.encoder = _mlp([c.n_pixels + c.n_classes, *c.hidden, n_out])
-        self.decoder = _mlp([c.latent_dim + c.n_classes, *reversed(c.hidden), c.n_pixels])
+        self.encoder = models.Encoder(c.network(), out_dim=n_out)
+        self.decoder = models.Decoder(c.network())
         if c.latent == "bernoulli":
             self.baseline = estimators.LearnedBaseline(c.n_pixels, c.baseline_hidden).float()
             # the moving-average part c of the baseline; a buffer, so it is saved with the weights
@@ -153,20 +168,19 @@ class VAE(nn.Module):
             return None
         if y is None:
             raise ValueError(f"this VAE is conditional on {c.n_classes} classes; pass the labels y.")
-        y = torch.as_tensor(y, device=self.decoder[0].weight.device)
+        y = torch.as_tensor(y, device=train_lib.model_device(self))
         if y.shape != (batch,):
             raise ValueError(f"labels must have shape ({batch},); got {tuple(y.shape)}.")
         if y.dtype.is_floating_point or int(y.min()) < 0 or int(y.max()) >= c.n_classes:
             raise ValueError(f"labels must be integers in [0, {c.n_classes}); got {y[:5].tolist()}...")
-        return F.one_hot(y.long(), c.n_classes).to(self.decoder[0].weight.dtype)
+        return F.one_hot(y.long(), c.n_classes).to(next(self.decoder.parameters()).dtype)
 
     # -- the two networks --------------------------------------------------------------------
 
     def posterior(self, x: torch.Tensor, y=None):
         """Parameters of q(z | x[, y]): ``(mu, logvar)`` each (B, L), or Bernoulli logits (B, L)."""
         x = self._flat(x)
-        label = self._one_hot(y, x.shape[0])
-        h = self.encoder(x if label is None else torch.cat([x, label], dim=1))
+        h = self.encoder(x, self._one_hot(y, x.shape[0]))  # (B, 2L) or (B, L)
         if self.config.latent == "gaussian":
             mu, logvar = h.chunk(2, dim=-1)
             return mu, logvar
@@ -184,13 +198,14 @@ class VAE(nn.Module):
         """
         label = self._one_hot(y, z.shape[-2])
         if label is not None:
-            z = torch.cat([z, label.expand(*z.shape[:-1], -1)], dim=-1)
-        return self.decoder(z)
+            label = label.expand(*z.shape[:-1], -1).reshape(-1, label.shape[-1])  # (K * B, C)
+        logits = self.decoder(z.reshape(-1, z.shape[-1]), label)  # (K * B, C, H, W)
+        return logits.reshape(*z.shape[:-1], self.config.n_pixels)
 
     def decode(self, z: torch.Tensor, y=None) -> torch.Tensor:
-        """Pixel probabilities (B, 1, 28, 28) for codes (B, L): the mean of p(x | z[, y])."""
-        probs = torch.sigmoid(self.decoder_logits(z, y))
-        return probs.reshape(z.shape[0], 1, 28, 28) if self.config.n_pixels == 784 else probs
+        """Pixel probabilities (B, C, H, W) for codes (B, L): the mean of p(x | z[, y])."""
+        probs = torch.sigmoid(self.decoder_logits(z, y))  # (B, D)
+        return probs.reshape(z.shape[0], *self.config.image_shape)
 
     def forward(self, x: torch.Tensor, y=None) -> torch.Tensor:
         """Reconstruction logits (B, D) decoded from the mean code."""
@@ -216,7 +231,8 @@ class VAE(nn.Module):
         return kl_bernoulli_half(q)
 
     def sample_posterior(self, q, n_samples: int = 1, generator=None) -> torch.Tensor:
-        """Draws z ~ q(z | x), shape (K, B, L). Gaussian draws are reparameterised."""
+        """Draws z ~ q(z | x), shape (K, B, L). Gaussian draws are reparameterised; binary draws
+        carry no gradient (the score function differentiates log q instead)."""
         if self.config.latent == "gaussian":
             return elbo_lib.sample_diag_gaussian(*q, n_samples, generator)
         probs = torch.sigmoid(q).detach().expand(n_samples, *q.shape)
@@ -234,61 +250,66 @@ class VAE(nn.Module):
         z = self.sample_posterior(q, n_samples, generator)
         return self.log_likelihood(x, z, y) + self.log_prior(z) - self.log_posterior(q, z)
 
+    @torch.no_grad()
     def sample(self, n: int, y=None, generator=None) -> torch.Tensor:
-        """Decode n draws from the prior: pixel probabilities (n, 1, 28, 28).
+        """Decode n draws from the prior: pixel probabilities (n, C, H, W), without gradients.
 
         ``y`` (n,) picks the class of each draw for a conditional VAE.
         """
-        device = self.decoder[0].weight.device
         shape = (n, self.config.latent_dim)
         if self.config.latent == "gaussian":
-            z = torch.randn(shape, generator=generator).to(device)
+            z = torch.randn(shape, generator=generator)
         else:
-            z = torch.bernoulli(torch.full(shape, 0.5), generator=generator).to(device)
-        return self.decode(z, y)
+            z = torch.bernoulli(torch.full(shape, 0.5), generator=generator)
+        return self.decode(z.to(train_lib.model_device(self)), y)
 
     # -- the training objective --------------------------------------------------------------
 
+    def objective(self, x: torch.Tensor, y=None, beta: float = 1.0) -> Objective:
+        """One-sample (beta-)ELBO of a batch: its two terms, a surrogate, the baseline's loss.
+
+        Gaussian z: ``surrogate = mean(recon + beta * kl)`` with a reparameterised z, whose
+        gradient is the pathwise estimate. Bernoulli z: a binary z carries no gradient, so the
+        encoder's part of the gradient of E_q[log p(x | z)] is the score-function estimate
+        (log p(x | z) - b(x)) grad log q(z | x) (:func:`gae_course.estimators.score_function`)
+        with b(x) = c + b_psi(x): a moving average c plus a learned residual (NVIL, Mnih &
+        Gregor, 2014, sec. 3.3); the KL is differentiated exactly. b_psi learns from
+        ``baseline_loss`` alone, the squared error of its prediction of log p(x | z) - c.
+        """
+        q = self.posterior(x, y)
+        z = self.sample_posterior(q)  # (1, B, L)
+        log_lik = self.log_likelihood(x, z, y)  # (1, B)
+        kl = self.kl(q)  # (B,)
+        if self.config.latent == "gaussian":
+            surrogate = (-log_lik[0] + beta * kl).mean()
+            baseline_loss = torch.zeros((), dtype=kl.dtype, device=kl.device)
+        else:
+            b = self.baseline_mean + self.baseline(self._flat(x))  # (B,), independent of z
+            estimate = estimators.score_function(log_lik, self.log_posterior(q, z), baseline=b)
+            surrogate = -estimate.surrogate / len(kl) + beta * kl.mean()
+            baseline_loss = estimators.LearnedBaseline.loss(b, log_lik)
+            if self.training:  # update c after it was used on this batch (it never sees its own z)
+                decay = self.config.baseline_decay
+                self.baseline_mean.mul_(decay).add_((1 - decay) * log_lik.detach().mean())
+        return Objective(-log_lik[0].detach(), kl.detach(), surrogate, baseline_loss)
+
     def loss(self, x: torch.Tensor, y=None, beta: float = 1.0):
-        """One-sample negative (beta-)ELBO averaged over the batch, and its two terms.
+        """What :func:`gae_course.train.fit` minimises, and the terms it logs.
 
         Returns
         -------
         loss : Tensor of shape ()
-            Its value is mean(reconstruction + beta * KL); its gradient is the ELBO gradient
-            estimate (reparameterised for a Gaussian latent; score function with the
-            baseline, plus the baseline's own regression loss, for a Bernoulli latent).
+            ``surrogate + baseline_loss`` of :meth:`objective`: call ``backward`` on it. For a
+            Gaussian latent its value is the batch's mean beta-weighted negative ELBO; for a
+            Bernoulli latent it is a surrogate whose value is not a figure to read.
         terms : dict
-            ``"recon"``: mean -log p(x | z) with z ~ q; ``"kl"``: mean KL(q || p);
-            ``"neg_elbo"``: their sum (beta = 1), all per image in nats.
+            ``"recon"``, ``"kl"``, ``"neg_elbo"`` (their sum, beta = 1) and ``"objective"``
+            (recon + beta * kl): means per image in nats, the figures to plot for any latent.
         """
-        q = self.posterior(x, y)
-        z = self.sample_posterior(q)  # (1, B, L)
-        log_lik = self.log_likelihood(x, z, y)[0]  # (B,)
-        kl = self.kl(q)  # (B,)
-        loss = (-log_lik + beta * kl).mean()
-        if self.config.latent == "bernoulli":
-            loss = loss + self._score_function_terms(x, q, z[0], log_lik)
-        recon, kl_mean = float(-log_lik.mean().detach()), float(kl.mean().detach())
-        return loss, {"recon": recon, "kl": kl_mean, "neg_elbo": recon + kl_mean}
-
-    def _score_function_terms(self, x, logits, z, log_lik) -> torch.Tensor:
-        """Zero-valued terms whose gradients are the score-function estimate and b_psi's loss.
-
-        ``log_lik`` reaches the encoder only through the sampled z, which carries no gradient;
-        the encoder's part of the gradient of E_q[log p(x | z)] is
-        E[(log p(x | z) - b(x)) grad log q(z | x)], with b(x) = c + b_psi(x) independent of z.
-        """
-        x = self._flat(x)
-        log_q = estimators.bernoulli_log_prob(z, logits)  # (B,)
-        learned = self.baseline(x)  # (B,)
-        signal = (log_lik - self.baseline_mean - learned).detach()  # centred learning signal
-        surrogate = -(signal * (log_q - log_q.detach())).mean()  # value 0, gradient -score estimate
-        regression = ((log_lik.detach() - self.baseline_mean - learned) ** 2).mean()
-        if self.training:  # update c after it was used on this batch (so it never sees its own z)
-            decay = self.config.baseline_decay
-            self.baseline_mean.mul_(decay).add_((1 - decay) * log_lik.detach().mean())
-        return surrogate + (regression - regression.detach())
+        out = self.objective(x, y, beta)
+        recon, kl = float(out.recon.mean()), float(out.kl.mean())
+        terms = {"recon": recon, "kl": kl, "neg_elbo": recon + kl, "objective": recon + beta * kl}
+        return out.surrogate + out.baseline_loss, terms
 
     # -- measurement --------------------------------------------------------------------------
 
@@ -305,12 +326,12 @@ class VAE(nn.Module):
                              "a Gaussian VAE uses the reparameterised gradient.")
         x = self._flat(x)
         logits = self.posterior(x, y)
-        z = self.sample_posterior(logits, 1, generator)[0]
+        z = self.sample_posterior(logits, 1, generator)  # (1, B, L)
         with torch.no_grad():
-            log_lik = self.log_likelihood(x, z[None], y)[0]
-            b = self.baseline_mean + self.baseline(x) if use_baseline else torch.zeros_like(log_lik)
-        surrogate = ((log_lik - b) * estimators.bernoulli_log_prob(z, logits)).mean()
-        return estimators.flat_grad(surrogate, list(self.encoder.parameters()))
+            log_lik = self.log_likelihood(x, z, y)  # (1, B): no gradient, only the score part
+            b = self.baseline_mean + self.baseline(x) if use_baseline else 0.0
+        estimate = estimators.score_function(log_lik, self.log_posterior(logits, z), baseline=b)
+        return estimators.flat_grad(estimate.surrogate / len(x), list(self.encoder.parameters()))
 
 
 def binarize(batch, generator=None):

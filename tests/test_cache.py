@@ -101,7 +101,8 @@ def test_a_dataclass_loss_keys_its_fields_and_a_closure_is_refused():
 
 def test_the_modules_a_vae_reaches_include_its_loss_and_estimators():
     reached = cache.reached_modules("gae_course.vae", "gae_course.train")
-    assert {"gae_course.vae", "gae_course.elbo", "gae_course.estimators", "gae_course.train"} <= set(reached)
+    assert {"gae_course.vae", "gae_course.elbo", "gae_course.estimators", "gae_course.train",
+            "gae_course.models"} <= set(reached)
     assert "gae_course.cache" not in reached
     assert "gae_course.mixture" not in reached  # a VAE's weights never depend on EM
 
@@ -121,7 +122,7 @@ def _vae_key_in(package_parent: Path) -> str:
     return out.stdout.strip()
 
 
-@pytest.mark.parametrize("module", ["elbo.py", "estimators.py", "vae.py", "train.py"])
+@pytest.mark.parametrize("module", ["elbo.py", "estimators.py", "vae.py", "train.py", "models.py"])
 def test_editing_a_module_the_vae_loss_reaches_changes_its_key(tmp_path, module):
     import gae_course
 

@@ -54,9 +54,9 @@
 # %% [markdown]
 # ## Setup
 #
-# Every size and every model's settings are here. The autoencoders are chapter 5's (same
-# architecture, data split and training, so they load from the cache); the conditional VAE is
-# chapter 4's, trained here on Fashion-MNIST too; the VAE for VAE + GMM has the same size as
+# Every size and every model's settings are here. The shared models come from
+# `gae_course.presets`, so they are the same checkpoints by construction: the autoencoders are
+# chapter 5's, the conditional VAE is chapter 4's (trained here on Fashion-MNIST too); the VAE for VAE + GMM has the same size as
 # the conditional one without the label. All per-class mixtures use chapter 5's original
 # setting (6 components, `reg_covar` 0.01), on every code space, so that the code spaces are
 # compared and not the tuning.

@@ -122,14 +122,23 @@ def open_run_and_save(page, base, token, root, screenshots):
     page.goto(f"{base}/lab/tree/chapters/{CHAPTER}.py?token={token}")
     notebook = page.locator(".jp-NotebookPanel:visible .jp-Notebook")
     notebook.wait_for(timeout=90_000)  # a notebook, not the text editor
-    page.locator(".jp-NotebookPanel:visible .jp-Notebook-ExecutionIndicator[data-status='idle']").wait_for(timeout=90_000)
+    page.get_by_text("Python 3 (ipykernel) | Idle").wait_for(timeout=120_000)  # the kernel is up
+    news = page.get_by_role("button", name="No")
+    if news.count():
+        news.first.click()  # "get notified about Jupyter news?"
 
-    # the setup cell: the first code cell
+    # the setup cell: the first code cell, selected by its prompt and run
     setup = page.locator(".jp-NotebookPanel:visible .jp-CodeCell").first
-    setup.locator(".jp-InputArea-editor").click()
-    page.keyboard.press("Shift+Enter")
     output = setup.locator(".jp-OutputArea-output")
-    output.first.wait_for(timeout=60_000)
+    for _ in range(3):  # a key press can land before the notebook listens: try again
+        setup.locator(".jp-InputPrompt").click()
+        page.keyboard.press("Shift+Enter")
+        try:
+            output.first.wait_for(timeout=40_000)
+            break
+        except Exception:
+            continue
+    output.first.wait_for(timeout=5_000)
     page.wait_for_function(
         "el => el.innerText.includes('N_PIXEL_TRAIN')", arg=output.first.element_handle(), timeout=120_000
     )
@@ -137,8 +146,7 @@ def open_run_and_save(page, base, token, root, screenshots):
     assert "mode: quick" in settings and "N_TOY" in settings
 
     # a new cell below the setup cell, with a progress bar
-    setup.locator(".jp-InputArea-editor").click()
-    page.keyboard.press("Escape")
+    setup.locator(".jp-InputPrompt").click()
     page.keyboard.press("b")
     new_cell = page.locator(".jp-NotebookPanel:visible .jp-CodeCell").nth(1)
     new_cell.locator(".jp-InputArea-editor").click()

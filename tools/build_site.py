@@ -143,13 +143,19 @@ def landing_page(readme: str, chapters: list[tuple[str, str]], results: dict) ->
     """``book/index.md`` filled in from the README and this build's results."""
     stems = [s for s, _ in chapters]
     title, intro, sections = readme_sections(readme)
-    intro = re.sub(r"```bash\n.*?```\n*", "", intro, flags=re.S)  # the commands come later
-    intro = rewrite_links(intro, stems)
+    # the README's commands, and what follows them, go under "How to run it"
+    commands = re.search(r"```bash\n.*?```", intro, flags=re.S)
+    after_commands = intro[commands.end():] if commands else ""
+    intro = intro[: commands.start()] if commands else intro
+    intro = rewrite_links(intro.strip(), stems)
     chapters_md = sections.get("Chapters", "")
     run_notes = "\n\n".join(
-        f"### {name}\n\n{demote_headings(rewrite_links(sections[name], stems))}"
-        for name in sections
-        if name.startswith(("Quick mode", "Data"))
+        [rewrite_links(after_commands.strip(), stems)]
+        + [
+            f"### {name}\n\n{demote_headings(rewrite_links(sections[name], stems))}"
+            for name in sections
+            if name.startswith(("Quick mode", "Data"))
+        ]
     )
     results_md = rewrite_links(sections.get("Results", "(no results in the README)"), stems)
     after_table = chapters_md.split("\n\n")[-1] if "\n\n" in chapters_md else ""

@@ -99,6 +99,16 @@ from gae_course import results
 results.record("01_ok", accuracy=0.5, quick=os.environ.get("GAE_COURSE_QUICK"))
 """
 
+CHAPTER_FIGURE = """\
+# %%
+import matplotlib.pyplot as plt
+fig, ax = plt.subplots()
+fig.patch.set_alpha(0.0)
+ax.plot([0, 1])
+ax.set_title("a rising line")
+fig.suptitle("What to see")
+"""
+
 CHAPTER_BAD = """\
 # %%
 x = 1
@@ -108,24 +118,44 @@ assert x == 2, "x should be two"
 """
 
 
-def test_the_runner_end_to_end(tmp_path, capsys):
-    """Two throwaway chapters, one failing: pages for both, results merged, exit status 1."""
+def test_the_runner_end_to_end(tmp_path, capfd):
+    """Three throwaway chapters, one failing: notebooks for all, results merged, exit status 1."""
     chapters, build = tmp_path / "chapters", tmp_path / "build"
     chapters.mkdir()
-    for stem, source in [("01_ok", CHAPTER_OK), ("02_bad", CHAPTER_BAD)]:
+    for stem, source in [("01_ok", CHAPTER_OK), ("02_bad", CHAPTER_BAD), ("03_figure", CHAPTER_FIGURE)]:
         jupytext.write(jupytext.reads(source, fmt="py:percent"), chapters / f"{stem}.ipynb")
     build.mkdir()
     (build / "results.json").write_text(json.dumps({"09_old": {"runtime_s": 1.0, "mode": "full"}}))
 
-    status = run_course.main(["--quick", "--chapters-dir", str(chapters), "--build-dir", str(build)])
+    status = run_course.main(
+        ["--quick", "--no-site", "--chapters-dir", str(chapters), "--build-dir", str(build)]
+    )
 
     assert status == 1
     results = json.loads((build / "results.json").read_text())
-    assert list(results) == ["01_ok", "02_bad", "09_old"]
+    assert list(results) == ["01_ok", "02_bad", "03_figure", "09_old"]
     assert results["01_ok"]["accuracy"] == 0.5 and results["01_ok"]["quick"] == "1"
     assert results["01_ok"]["mode"] == "quick" and results["01_ok"]["runtime_s"] > 0
     assert results["02_bad"]["error"] == "AssertionError: x should be two"
-    for stem in ["01_ok", "02_bad"]:
-        assert (build / f"{stem}.ipynb").exists() and (build / f"{stem}.html").exists()
-    out = capsys.readouterr()
+    for stem in ["01_ok", "02_bad", "03_figure"]:
+        assert (build / f"{stem}.ipynb").exists()
+    assert "01_ok" in (build / "results.txt").read_text()
+    out = capfd.readouterr()
+    # one line per chapter, the failure explained under its line
+    assert [line.split()[1] for line in out.out.splitlines() if line.startswith("[")] == ["01_ok", "02_bad", "03_figure"]
     assert "FAILED after" in out.out and "FAILED: 02_bad" in out.err
+    # ipc transport: the kernels never warn about unencrypted TCP
+    assert "without encryption" not in out.err + out.out
+
+    # tools/kernel_startup.py: the figure carries its titles as alt text, on white
+    figure_nb = json.loads((build / "03_figure.ipynb").read_text())
+    images = [o for c in figure_nb["cells"] for o in c.get("outputs", []) if "image/png" in o.get("data", {})]
+    assert len(images) == 1
+    assert images[0]["metadata"]["course"]["alt"] == "What to see; a rising line"
+    import base64, io
+
+    import matplotlib.image
+
+    pixels = matplotlib.image.imread(io.BytesIO(base64.b64decode(images[0]["data"]["image/png"])))
+    assert pixels.shape[2] == 3 or pixels[..., 3].min() == 1.0  # opaque
+    assert pixels[0, 0, :3].tolist() == [1.0, 1.0, 1.0]  # white corner

@@ -1,21 +1,29 @@
-"""Execute every chapter and collect its headline figures: the body of ``make course``.
+"""Execute every chapter, collect its headline figures, and build the website: ``make course``.
 
 For each ``chapters/NN_*.ipynb``, in order, this runs the notebook top to bottom (full mode
 unless ``--quick``) in a kernel of the Python running this script, and writes
 
 - ``build/NN_slug.ipynb``: the executed notebook, with outputs;
-- ``build/NN_slug.html``: the same as a web page;
 - ``build/results/NN_slug.json``: written by the chapter's own ``gae_course.results.record``;
 - ``build/results.json``: every chapter's figures, keyed by file stem, each with the
   ``runtime_s`` measured here and the ``mode`` it ran in. Chapters not run this time keep
-  their previous entry, so ``--only 05`` updates one entry.
+  their previous entry, so ``--only 05`` updates one entry; ``build/results.txt`` shows them
+  as a table.
 
-A chapter that fails is reported (and its pages still written, error included); the run goes
-on with the next chapter and exits non-zero at the end.
+Then it builds the course's website in ``build/site/`` from the executed notebooks of
+``build/`` (tools/build_site.py; nothing runs twice), unless ``--no-site``. It prints one line
+per chapter (name, time, where its page is) and ends with the path of the site's index.
 
-    python tools/run_course.py                 # every chapter, full mode
+A chapter that fails is reported (and its notebook still written, error included); the run
+goes on with the next chapter and exits non-zero at the end.
+
+The kernels talk to this process over local sockets (ZeroMQ's ipc transport), not TCP, so
+ipykernel has no reason to warn about unencrypted TCP. tools/kernel_startup.py runs in each
+kernel before the first cell: it records each figure's titles as the site's alt text.
+
+    python tools/run_course.py                 # every chapter, full mode, then the site
     python tools/run_course.py --only 01 05    # chapters 01 and 05
-    python tools/run_course.py --quick         # quick mode: a smoke test of this runner
+    python tools/run_course.py --quick --build-dir build-quick   # quick mode, a smoke test
 """
 
 from __future__ import annotations
@@ -23,7 +31,9 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -31,6 +41,8 @@ from gae_course.results import write_json_atomic
 
 REPO = Path(__file__).resolve().parent.parent
 RESULTS_JSON = "results.json"
+RESULTS_TXT = "results.txt"
+KERNEL_STARTUP = REPO / "tools" / "kernel_startup.py"
 SHARED_DATA = REPO.parent / "shared" / "data"
 
 
@@ -166,21 +178,32 @@ def kernel_environment(quick: bool, results_dir: Path, environ: dict | None = No
 
 
 def execute_chapter(notebook_path: Path, build_dir: Path, env: dict, timeout: int | None) -> str | None:
-    """Execute one notebook into ``build_dir`` (.ipynb and .html); the error summary, or None."""
+    """Execute one notebook into ``build_dir`` (the .ipynb, with outputs); the error summary, or None."""
     import nbformat
     from jupyter_client.manager import KernelManager
-    from nbconvert import HTMLExporter
     from nbconvert.preprocessors import CellExecutionError, ExecutePreprocessor
+    from traitlets.config import Config
 
     class CurrentPythonKernel(KernelManager):
         """A kernel of this very Python (the venv), whatever kernelspec the notebook names."""
 
         def format_kernel_cmd(self, extra_arguments=None):
-            return [sys.executable, "-m", "ipykernel_launcher", "-f", self.connection_file]
+            return [
+                sys.executable,
+                "-m",
+                "ipykernel_launcher",
+                "-f",
+                self.connection_file,
+                f"--IPKernelApp.exec_files={KERNEL_STARTUP}",
+            ]
 
     notebook = nbformat.read(notebook_path, as_version=4)
+    # ipc: Unix sockets, no TCP port (and no TCP warning). Their path must be absolute (the
+    # kernel starts in the chapter's folder) and this kernel's own.
+    sockets = Path(tempfile.mkdtemp(prefix="gae-kernel-"))
+    config = Config({"KernelManager": {"transport": "ipc", "ip": str(sockets / "kernel")}})
     executor = ExecutePreprocessor(
-        timeout=timeout, kernel_name="python3", kernel_manager_class=CurrentPythonKernel
+        timeout=timeout, kernel_name="python3", kernel_manager_class=CurrentPythonKernel, config=config
     )
     error = None
     saved = dict(os.environ)
@@ -195,11 +218,10 @@ def execute_chapter(notebook_path: Path, build_dir: Path, env: dict, timeout: in
     finally:
         os.environ.clear()
         os.environ.update(saved)
+        shutil.rmtree(sockets, ignore_errors=True)
 
     build_dir.mkdir(parents=True, exist_ok=True)
     nbformat.write(notebook, build_dir / notebook_path.name)
-    html, _ = HTMLExporter().from_notebook_node(notebook)
-    (build_dir / f"{notebook_path.stem}.html").write_text(html, encoding="utf-8")
     return error
 
 
@@ -215,12 +237,32 @@ def _last_line(exc: BaseException) -> str:
 # --- the command --------------------------------------------------------------------------
 
 
+def build_site(build_dir: Path, site_dir: Path, chapters_dir: Path) -> Path:
+    """tools/build_site.py on ``build_dir``; the site's index.html."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("build_site", REPO / "tools" / "build_site.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.build(build_dir, site_dir, chapters_dir, REPO / "README.md")
+
+
+def _relative(path: Path) -> str:
+    """``path`` relative to the current folder when it is below it (shorter lines)."""
+    try:
+        return str(Path(path).resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(path)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="run in quick mode (smoke test)")
     parser.add_argument("--only", nargs="+", metavar="NN", help="chapters to run: 01 05 or 01,05")
     parser.add_argument("--chapters-dir", type=Path, default=REPO / "chapters")
     parser.add_argument("--build-dir", type=Path, default=REPO / "build")
+    parser.add_argument("--site-dir", type=Path, help="where the website goes (default: <build-dir>/site)")
+    parser.add_argument("--no-site", action="store_true", help="execute the chapters only")
     parser.add_argument(
         "--timeout", type=int, default=3600, help="seconds one cell may run (default 3600)"
     )
@@ -231,13 +273,16 @@ def main(argv: list[str] | None = None) -> int:
         print(f"no chapters (NN_*.ipynb) in {args.chapters_dir}", file=sys.stderr)
         return 1
     build_dir, mode = args.build_dir, "quick" if args.quick else "full"
+    site_dir = args.site_dir or build_dir / "site"
     results_dir = build_dir / "results"
     env = kernel_environment(args.quick, results_dir)
+    width = max(len(p.stem) for p in chapters)
 
+    print(f"executing {len(chapters)} chapter(s) in {mode} mode into {_relative(build_dir)}/", flush=True)
     fresh, failed = {}, []
     for i, notebook_path in enumerate(chapters, 1):
         stem = notebook_path.stem
-        print(f"[{i}/{len(chapters)}] {stem} ({mode} mode) ...", flush=True)
+        print(f"[{i}/{len(chapters)}] {stem:<{width}} ", end="", flush=True)
         recorded = results_dir / f"{stem}.json"
         recorded.unlink(missing_ok=True)  # never merge a previous run's figures as this one's
         start = time.perf_counter()
@@ -245,26 +290,33 @@ def main(argv: list[str] | None = None) -> int:
         runtime = time.perf_counter() - start
         figures = json.loads(recorded.read_text()) if recorded.exists() else None
         fresh[stem] = chapter_entry(figures, runtime, mode, error)
+        page = "" if args.no_site else f"  {_relative(site_dir / f'{stem}.html')}"
         if error:
             failed.append(stem)
-            print(f"    FAILED after {_fmt_runtime(runtime)}: {error}", flush=True)
-            print(f"    see {build_dir / notebook_path.name} (or the .html) for the cell", flush=True)
+            print(f"FAILED after {_fmt_runtime(runtime):>6}{page}", flush=True)
+            print(f"    {error}", flush=True)
+            print(f"    the failing cell is in {_relative(build_dir / notebook_path.name)}", flush=True)
         else:
-            note = "" if figures else " (the chapter recorded no figures)"
-            print(f"    done in {_fmt_runtime(runtime)}{note}", flush=True)
+            notes = [] if figures else ["the chapter recorded no figures"]
             if figures and figures.get("mode", mode) != mode:
-                print(f"    note: the chapter recorded mode {figures['mode']!r}", flush=True)
+                notes.append(f"the chapter recorded mode {figures['mode']!r}")
+            note = f"  ({'; '.join(notes)})" if notes else ""
+            print(f"{_fmt_runtime(runtime):>6}{page}{note}", flush=True)
 
     results_path = build_dir / RESULTS_JSON
     merged = merge_results(load_results(results_path), fresh)
     write_json_atomic(results_path, merged)
-    print()
-    print(summary_table(merged))
-    print(f"\nwrote {results_path}")
+    (build_dir / RESULTS_TXT).write_text(summary_table(merged) + "\n", encoding="utf-8")
+    print(f"results: {_relative(results_path)} (as a table: {_relative(build_dir / RESULTS_TXT)})")
+    status = 0
     if failed:
         print(f"FAILED: {', '.join(failed)}", file=sys.stderr)
-        return 1
-    return 0
+        status = 1
+    if not args.no_site:
+        start = time.perf_counter()
+        index = build_site(build_dir, site_dir, args.chapters_dir)
+        print(f"site built in {_fmt_runtime(time.perf_counter() - start)}, open: {_relative(index)}")
+    return status
 
 
 if __name__ == "__main__":

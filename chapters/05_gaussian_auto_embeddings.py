@@ -68,6 +68,8 @@ import time
 import matplotlib.pyplot as plt
 import numpy as np
 import torch
+from sklearn.calibration import calibration_curve
+from sklearn.metrics import accuracy_score, confusion_matrix, roc_auc_score
 from tqdm.auto import tqdm
 
 from gae_course import checks, config, data, gae, metrics, mixture, models, plotting, presets, results, train
@@ -265,7 +267,7 @@ for name in DATASETS:
     c, s = codes[name], splits[name]
     for K, reg in tqdm(candidates, desc=f"{name}: validation grid"):
         model = gae.ClassConditionalGMM(K, reg_covar=reg, random_state=0).fit(c["train"], s["train_labels"])
-        validation[name][(K, reg)] = metrics.accuracy(s["val_labels"], model.predict(c["val"]))
+        validation[name][(K, reg)] = accuracy_score(s["val_labels"], model.predict(c["val"]))
 
 tuned_gmm = {}
 for name in DATASETS:
@@ -301,8 +303,8 @@ for name in DATASETS:
     s = splits[name]
     for label, model in final[name].items():
         accuracy[name][label] = {
-            "train": metrics.accuracy(s["all_labels"], model.gmm.predict(codes[name]["all"])),
-            "test": metrics.accuracy(s["test_labels"], model.gmm.predict(codes[name]["test"])),
+            "train": accuracy_score(s["all_labels"], model.gmm.predict(codes[name]["all"])),
+            "test": accuracy_score(s["test_labels"], model.gmm.predict(codes[name]["test"])),
         }
 
 print(f"{'dataset':<14} {'model':<28} {'train acc':>9} {'test acc':>9}")
@@ -340,7 +342,7 @@ fig, axes = plt.subplots(1, 2, figsize=(13, 5.5))
 for ax, name in zip(axes, DATASETS):
     s = splits[name]
     predicted = final[name]["tuned"].gmm.predict(codes[name]["test"])
-    cm = metrics.confusion_matrix(s["test_labels"], predicted, 10)
+    cm = confusion_matrix(s["test_labels"], predicted, labels=range(10))
     confusion[name] = cm
     off_diagonal = cm - np.diag(np.diag(cm))
     im = ax.imshow(off_diagonal, cmap="Reds")
@@ -470,7 +472,7 @@ for name in DATASETS:
     s, model = splits[name], final[name]["tuned"]
     proba = model.gmm.predict_proba(codes[name]["test"])
     correct = (np.argmax(proba, axis=1) == s["test_labels"]).astype(int)
-    mean_conf, observed, counts = metrics.calibration_curve(correct, proba.max(axis=1), n_bins=10)
+    observed, mean_conf = calibration_curve(correct, proba.max(axis=1), n_bins=10)
     ece = metrics.expected_calibration_error(s["test_labels"], proba)
     calibration[name] = ece
     ax.plot(mean_conf, observed, marker="o", label=f"{name} (ECE {ece:.3f})")
@@ -504,7 +506,7 @@ for ax, (name, other) in zip(axes, [("mnist", "fashion-mnist"), ("fashion-mnist"
     inside = model.gmm.max_class_log_likelihood(codes[name]["test"])
     outside = model.max_class_log_likelihood(splits[other]["test_images"])
     is_inside = np.r_[np.ones(len(inside)), np.zeros(len(outside))]
-    auroc = metrics.roc_auc(is_inside, np.r_[inside, outside])
+    auroc = roc_auc_score(is_inside, np.r_[inside, outside])
     ood[name] = dict(auroc=auroc, other=other,
                      rejected_inside=float(np.mean(inside < model.gmm.threshold_)),
                      rejected_outside=float(np.mean(outside < model.gmm.threshold_)))
@@ -637,7 +639,7 @@ mixture_2d = mixture.GaussianMixture(K_2D, covariance_type="full", reg_covar=1e-
                                      random_state=0, max_iter=300).fit(z2_train)
 classifier_2d = gae.ClassConditionalGMM(SEED_GMM["n_components"], reg_covar=SEED_GMM["reg_covar"],
                                         random_state=0).fit(z2_train, s["all_labels"])
-accuracy_2d = metrics.accuracy(s["test_labels"], classifier_2d.predict(z2_test))
+accuracy_2d = accuracy_score(s["test_labels"], classifier_2d.predict(z2_test))
 
 fig, ax = plt.subplots(figsize=(8, 7))
 scatter = ax.scatter(z2_test[:, 0], z2_test[:, 1], c=s["test_labels"], cmap="tab10", s=2, alpha=0.4)

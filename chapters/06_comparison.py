@@ -68,8 +68,9 @@ import time
 import matplotlib.pyplot as plt
 import numpy as np
 import torch
+from sklearn.metrics import accuracy_score
 
-from gae_course import cache, checks, config, data, gae, judge, metrics, models, plotting, presets, results, train, vae
+from gae_course import cache, checks, config, data, gae, judge, models, plotting, presets, results, train, vae
 
 chapter_start = time.perf_counter()
 rng = config.seed_everything(0)
@@ -139,7 +140,7 @@ judge_accuracy = {}
 for name in DATASETS:
     s = splits[name]
     proba = judge.predict_proba(judges[name], s["test_images"])
-    judge_accuracy[name] = metrics.accuracy(s["test_labels"], proba.argmax(1))
+    judge_accuracy[name] = accuracy_score(s["test_labels"], proba.argmax(1))
     print(f"{name}: judge test accuracy {judge_accuracy[name]:.4f} "
           f"({models.count_parameters(judges[name]):,} parameters, "
           f"{sum(models_by_dataset[name]['judge'].history['seconds']):.0f} s of training)")
@@ -330,7 +331,7 @@ for name in DATASETS:
     for space, labels in (("ae", s["all_labels"]), ("vae", s["all_labels"])):
         c = codes[name][space]
         label = "autoencoder" if space == "ae" else "VAE"
-        gmm_accuracy = metrics.accuracy(s["test_labels"], samplers[name][space].predict(c["test"]))
+        gmm_accuracy = accuracy_score(s["test_labels"], samplers[name][space].predict(c["test"]))
         classification[name][f"GMM likelihood, {label} codes"] = (gmm_accuracy, mixture_parameters(samplers[name][space]))
         standardizer = samplers[name][space].standardizer_  # the mixtures' own standardisation
         mlp_config = judge.CodeClassifierConfig(latent_dim=c["train"].shape[1], hidden=MLP_HIDDEN)
@@ -342,7 +343,7 @@ for name in DATASETS:
         logits = train.evaluate(fitted_mlp.model, fitted_mlp.model,
                                 standardizer.transform(c["test"]).astype(np.float32))
         classification[name][f"MLP, {label} codes"] = (
-            metrics.accuracy(s["test_labels"], logits.argmax(1).numpy()),
+            accuracy_score(s["test_labels"], logits.argmax(1).numpy()),
             models.count_parameters(fitted_mlp.model))
     classification[name]["CNN on pixels (the judge)"] = (judge_accuracy[name], models.count_parameters(judges[name]))
 

@@ -21,11 +21,35 @@ import numpy as np
 T = TypeVar("T")
 
 _TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"", "0", "false", "no", "off"}
+
+
+def env_flag(name: str) -> bool:
+    """The on/off switch held by the environment variable ``name``.
+
+    Unset, empty, ``0``, ``false``, ``no`` and ``off`` mean False; ``1``, ``true``, ``yes``
+    and ``on`` mean True (any case, surrounding spaces ignored).
+
+    Raises
+    ------
+    ValueError
+        For any other value (``GAE_COURSE_QUICK=2``, a typo such as ``ture``), rather than
+        silently reading it as off.
+    """
+    value = os.environ.get(name, "").strip().lower()
+    if value in _TRUE:
+        return True
+    if value in _FALSE:
+        return False
+    raise ValueError(
+        f"{name}={os.environ[name]!r} is not an on/off value; set it to 1 (or true, yes, on) "
+        "to switch it on, or unset it (or 0, false, no, off) to switch it off."
+    )
 
 
 def is_quick() -> bool:
     """True when ``GAE_COURSE_QUICK`` asks for the shrunken CI run."""
-    return os.environ.get("GAE_COURSE_QUICK", "").strip().lower() in _TRUE
+    return env_flag("GAE_COURSE_QUICK")
 
 
 def mode() -> str:

@@ -43,6 +43,18 @@ is written to ``<name>.gz.part-<random>`` beside its final place, checked (compl
 transfer, gzip, size, SHA-256), and only then renamed, so an interrupted or corrupt
 download never leaves a file that looks valid. ``GAE_COURSE_OFFLINE=1`` (or
 ``download=False``) switches downloads off. Nothing touches the network at import.
+
+Why not pooch
+-------------
+``pooch.retrieve`` also downloads to a temporary file and renames it, but the hash it checks
+before the rename (``known_hash``) is of the downloaded file, the gzip, while :data:`FILES`
+pins the decompressed bytes. With ``known_hash=None`` it checks nothing, and by default
+prints to stderr an advice to pin the gzip's hash. A pooch processor runs only after the
+file has its final name, so verifying there would let an unchecked file sit where a valid
+one is looked for; downloading under a part name and renaming here would keep what pooch
+was meant to replace. Its transport, requests, also undoes a ``Content-Encoding: gzip``
+header, so such a mirror's ``.gz`` would be saved decompressed; urllib keeps the bytes as
+sent (``test_data.py`` pins that). What would move to pooch is only :func:`_fetch`'s loop.
 """
 
 from __future__ import annotations
@@ -129,7 +141,6 @@ DOWNLOAD_TIMEOUT_S = 30.0  # per blocking socket operation, not for the whole fi
 _CHUNK = 1 << 16
 _GZIP_MAGIC = b"\x1f\x8b"
 _IDX_UBYTE = 0x08
-_TRUE = {"1", "true", "yes", "on"}
 _BAD_FILE_HINT = (
     "Replace it with a good copy; if it was downloaded into the cache, delete it and run "
     "again to re-download it."
@@ -315,7 +326,7 @@ def find_file(dataset: str, name: str) -> Path | None:
 
 def downloads_allowed(download: bool = True) -> bool:
     """False when ``download`` is False or ``GAE_COURSE_OFFLINE`` is set to a true value."""
-    return download and os.environ.get("GAE_COURSE_OFFLINE", "").strip().lower() not in _TRUE
+    return download and not config.env_flag("GAE_COURSE_OFFLINE")
 
 
 def locate(dataset: str, name: str, *, download: bool = True, mirrors: list[str] | None = None,

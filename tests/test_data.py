@@ -249,7 +249,8 @@ def test_unknown_name_or_split_lists_the_valid_ones(name, split, words):
 
 
 class _Handler(http.server.BaseHTTPRequestHandler):
-    """Serves ``server.routes[path] = (body, mode)``; mode "drop" stops half-way."""
+    """Serves ``server.routes[path] = (body, mode)``; mode "drop" stops half-way, mode
+    "encoded" labels the gzip body ``Content-Encoding: gzip`` (as some static hosts do)."""
 
     def do_GET(self):
         self.server.requests.append(self.path)
@@ -260,6 +261,8 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         self.send_response(200)
         self.send_header("Content-Type", "application/octet-stream")
         self.send_header("Content-Length", str(len(body)))
+        if mode == "encoded":
+            self.send_header("Content-Encoding", "gzip")
         self.end_headers()
         if mode == "drop":  # promise the whole body, send half, hang up
             self.wfile.write(body[: len(body) // 2])
@@ -337,6 +340,15 @@ def test_a_bad_mirror_is_skipped_for_the_next(isolated, fake_mnist_test, server)
     path = data.download_file("mnist", IMAGES, isolated / "elsewhere", mirrors=[not_gzip, dropped, good])
     assert path == isolated / "elsewhere" / f"{IMAGES}.gz"
     assert [p.name for p in path.parent.iterdir()] == [path.name]
+    assert data.read_idx(path, checksum=data.FILES[f"mnist/{IMAGES}"]).shape == (N_FAKE, 28, 28)
+
+
+def test_a_gzip_sent_with_content_encoding_is_kept_as_sent(isolated, fake_mnist_test, server):
+    # A client that undoes the encoding (requests, hence pooch) would save raw IDX bytes
+    # under the .gz name; the file must stay the gzip the mirror holds.
+    mirror = _serve(server, "encoded", fake_mnist_test, mode="encoded", names=(IMAGES,))
+    path = data.download_file("mnist", IMAGES, mirrors=[mirror], progress=False)
+    assert path.read_bytes() == server.routes[f"/encoded/{IMAGES}.gz"][0]
     assert data.read_idx(path, checksum=data.FILES[f"mnist/{IMAGES}"]).shape == (N_FAKE, 28, 28)
 
 

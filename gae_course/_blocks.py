@@ -5,13 +5,13 @@ sums, exp, log-sum-exp) on arrays of n rows. On whole arrays that elementwise wo
 main memory on one core and can cost as much as the products. Cut into row blocks of about
 ``BLOCK_BYTES``, every temporary of a block stays in cache, and the blocks can run
 on a pool of threads: NumPy releases the GIL inside its ufunc loops and BLAS calls, so two
-threads keep two cores busy. While the pool runs, BLAS is held to one thread (threadpoolctl)
+threads keep two cores busy. Inside every block BLAS is held to one thread (threadpoolctl)
 so that the two levels of threading do not fight over the cores.
 
 How many threads. As many as BLAS may use when a kernel is called, capped by the CPUs this
 process may run on: ``threadpoolctl.threadpool_limits(1)`` or ``OMP_NUM_THREADS=1`` make EM
-single-threaded, and with one thread every block runs on the calling thread. :func:`settings` overrides the
-thread count and the block size (the tests and the benchmark use it).
+single-threaded, and with one thread every block runs on the calling thread. :func:`settings`
+overrides the thread count and the block size (the tests use it).
 
 Same numbers on any number of threads. Per-row results are written in place. A sum over rows
 is taken block by block within a fixed number of contiguous chunks, then over the chunks in

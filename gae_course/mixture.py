@@ -204,8 +204,8 @@ def _log_density_of_block(means, precisions_cholesky, covariance_type, log_weigh
                           out=_blocks.scratch("y", (len(block), n_components * n_features)))
             y = y.reshape(len(block), n_components, n_features)  # (rows, K, d)
             # einsum fuses the squares and the sums; it is fastest writing (rows, K).
-            half_mahalanobis = np.einsum(
-                "rkd,rkd->rk", y, y, out=_blocks.scratch("half_mahalanobis", (len(block), n_components)))
+            half_mahalanobis = _blocks.scratch("half_mahalanobis", (len(block), n_components))
+            np.einsum("rkd,rkd->rk", y, y, out=half_mahalanobis)
             return offset - half_mahalanobis.T  # (K, rows)
 
     elif covariance_type == "diag":

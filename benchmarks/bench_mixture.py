@@ -186,26 +186,24 @@ def main():
 
     pools = sorted({(p["internal_api"], p["num_threads"]) for p in threadpool_info()})
     print(f"BLAS/OpenMP pools (api, default threads): {pools}")
-    rows = []
-    for threads in args.threads:
-        with threadpool_limits(limits=threads):
-            for name in args.cases:
-                row = run_case(name, args.repeats, baseline)
-                row["threads"] = threads
-                rows.append(row)
-                print(f"  done: {row['case']}, {threads} thread(s)", flush=True)
-
     base_header = f" {'baseline':>9}" if baseline else ""
     header = (f"{'case':<32} {'thr':>3} {'ours ms/it':>10}{base_header} {'sklearn':>8} "
               f"{'bound ms':>8} {'/bound':>6} {'vs sk':>6} {'iters':>9} {'|dLL|/sample':>12}")
     print(header)
-    print("-" * len(header))
-    for r in rows:
-        base = f" {r['baseline_ms_per_iter']:>9.1f}" if baseline else ""
-        print(f"{r['case']:<32} {r['threads']:>3} {r['ours_ms_per_iter']:>10.1f}{base} "
-              f"{r['sklearn_ms_per_iter']:>8.1f} {r['bound_ms']:>8.1f} "
-              f"{r['ratio_to_bound']:>5.2f}x {r['speedup']:>5.2f}x "
-              f"{r['ours_iter']:>4}/{r['sklearn_iter']:<4} {r['loglik_diff_per_sample']:>12.1e}")
+    print("-" * len(header), flush=True)
+    rows = []
+    for threads in args.threads:
+        with threadpool_limits(limits=threads):
+            for name in args.cases:
+                r = run_case(name, args.repeats, baseline)
+                r["threads"] = threads
+                rows.append(r)
+                base = f" {r['baseline_ms_per_iter']:>9.1f}" if baseline else ""
+                print(f"{r['case']:<32} {threads:>3} {r['ours_ms_per_iter']:>10.1f}{base} "
+                      f"{r['sklearn_ms_per_iter']:>8.1f} {r['bound_ms']:>8.1f} "
+                      f"{r['ratio_to_bound']:>5.2f}x {r['speedup']:>5.2f}x "
+                      f"{r['ours_iter']:>4}/{r['sklearn_iter']:<4} "
+                      f"{r['loglik_diff_per_sample']:>12.1e}", flush=True)
     if args.json:
         with open(args.json, "w") as f:
             json.dump(rows, f, indent=2)

@@ -328,31 +328,26 @@ def _expectation(X, weights, means, precisions_cholesky, covariance_type, expone
     return out_t, log_prob_norm
 
 
-def _weighted_scatter(X, resp, center):
-    """sum_i resp_ik (x_i - c)(x_i - c)^T for every component k, shape (K, d, d).
-
-    ``center`` is one point c of shape (d,) shared by every component, or one per component,
-    of shape (K, d). A shared centre costs one subtraction per row block instead of K.
-    """
+def _weighted_scatter(X, resp, means):
+    """sum_i resp_ik (x_i - mu_k)(x_i - mu_k)^T for every component k, shape (K, d, d)."""
     n_samples, n_features = X.shape
     n_components = resp.shape[1]
-    # Its two (d, rows) buffers are kept to a quarter of a block, so that both stay in L2.
-    step = _blocks.rows_per_block(4 * 16 * n_features, minimum=max(256, n_features))
+    # Work on X^T (d, n): weighting a sample by sqrt(gamma_ik) then scales a contiguous run
+    # of memory, and w @ w.T below is a product of a matrix with its own transpose, which
+    # NumPy computes as one symmetric rank-k update (half the work of a general product).
+    X_t = np.ascontiguousarray(X.T)  # (d, n)
+    sqrt_resp_t = np.sqrt(resp.T, order="C")  # (K, n)
+    step = _blocks.rows_per_block(8 * n_features, minimum=1024)  # a (d, step) buffer
 
     def add_block(rows, total):
-        # Work on the (d, rows) transpose: weighting by sqrt(gamma_ik) then scales contiguous
-        # rows, and w @ w.T is a product of a matrix with its own transpose, which NumPy
-        # computes as one symmetric rank-k update (half the work of a general product).
-        centred = _blocks.scratch("centred", (n_features, rows.stop - rows.start))
-        weighted = _blocks.scratch("weighted", centred.shape)
-        sqrt_resp = np.sqrt(resp[rows].T, order="C")  # (K, rows), rows contiguous
-        if center.ndim == 1:
-            np.subtract(X[rows].T, center[:, np.newaxis], out=centred)
+        block = X_t[:, rows]
+        w = _blocks.scratch("weighted", block.shape)
         for k in range(n_components):
-            if center.ndim == 2:
-                np.subtract(X[rows].T, center[k][:, np.newaxis], out=centred)
-            np.multiply(centred, sqrt_resp[k], out=weighted)
-            total[k] += weighted @ weighted.T
+            # Subtracting mu_k first, rather than using E[x x^T] - mu mu^T, keeps even a
+            # component collapsed onto a single point exact.
+            np.subtract(block, means[k][:, np.newaxis], out=w)
+            w *= sqrt_resp_t[k, rows]
+            total[k] += w @ w.T
 
     return _blocks.sum_over_blocks(n_samples, step, add_block,
                                    (n_components, n_features, n_features))
@@ -390,28 +385,16 @@ def m_step(X, resp, reg_covar=1e-6, covariance_type="full"):
     nk = resp.sum(axis=0) + 10 * np.finfo(resp.dtype).eps  # (K,)
     means = (resp.T @ X) / nk[:, np.newaxis]  # (K, d)
     weights = nk / nk.sum()
-    # Second moments are taken around the data mean c, which keeps the subtraction below
-    # from losing many digits: sum_i g_ik (x_i - mu_k)(x_i - mu_k)^T
-    #   = sum_i g_ik (x_i - c)(x_i - c)^T - N_k (mu_k - c)(mu_k - c)^T.
+    if covariance_type == "full":
+        covariances = _weighted_scatter(X, resp, means) / nk[:, np.newaxis, np.newaxis]
+        covariances[:, np.arange(n_features), np.arange(n_features)] += reg_covar
+        return weights, means, covariances
+
+    # diag / spherical: E[(x - c)^2] - (mu - c)^2 (as scikit-learn), about the data mean c
+    # so that the subtraction loses little; an (n, K, d) temporary would cost far more.
     center = X.mean(axis=0)  # (d,)
     shift = means - center  # (K, d)
 
-    if covariance_type == "full":
-        scatter = _weighted_scatter(X, resp, center) / nk[:, np.newaxis, np.newaxis]
-        covariances = scatter - shift[:, :, np.newaxis] * shift[:, np.newaxis, :]  # (K, d, d)
-        # A component far from c compared with its own spread (one collapsed onto a point,
-        # say) would lose more than 3 digits in that subtraction: redo it around its own
-        # mean, which is exact even for a component of zero spread.
-        diagonal = np.arange(n_features)
-        lossy = ~np.all(covariances[:, diagonal, diagonal] * 1e3 > scatter[:, diagonal, diagonal],
-                        axis=1)
-        if np.any(lossy):
-            exact = _weighted_scatter(X, resp[:, lossy], means[lossy])
-            covariances[lossy] = exact / nk[lossy, np.newaxis, np.newaxis]
-        covariances[:, diagonal, diagonal] += reg_covar
-        return weights, means, covariances
-
-    # diag / spherical: E[(x - c)^2] - (mu - c)^2 (as scikit-learn, about the data mean).
     def add_block(rows, total):
         centred = np.subtract(X[rows], center, out=_blocks.scratch("centred", X[rows].shape))
         total += resp[rows].T @ np.multiply(centred, centred, out=centred)

@@ -15,6 +15,12 @@ EM alternates two steps (PRML eqs. 9.23-9.27), both implemented here as pure fun
   :math:`\mu_k = \frac{1}{N_k}\sum_i \gamma_{ik} x_i`,
   :math:`\Sigma_k = \frac{1}{N_k}\sum_i \gamma_{ik}(x_i-\mu_k)(x_i-\mu_k)^\top + \text{reg\_covar}\, I`.
 
+With ``reg_covar = 0`` each EM iteration never lowers the log-likelihood (PRML section 9.4).
+The ``+ reg_covar I`` keeps every eigenvalue above ``reg_covar`` but is a heuristic, not the
+maximiser over ``{Sigma >= reg_covar I}`` (that one clips eigenvalues at ``max(lambda,
+reg_covar)``; this shifts them all), so with ``reg_covar > 0`` EM climbs no fixed objective
+exactly.
+
 Densities go through the Cholesky factor of the *precision* (scikit-learn's convention): with
 :math:`U_k U_k^\top = \Sigma_k^{-1}`,
 :math:`\log \mathcal N(x|\mu_k,\Sigma_k) = -\tfrac{d}{2}\log 2\pi + \log\det U_k - \tfrac12 \|(x-\mu_k)U_k\|^2`,
@@ -22,8 +28,12 @@ which needs one triangular factor per component and no matrix inverse at evaluat
 
 :class:`GaussianMixture` wraps the kernels with scikit-learn's interface (``fit``,
 ``score_samples``, ``predict_proba``, ``sample``, ``bic``, ...). scikit-learn is the tests' oracle,
-never a dependency. Speed: the full-covariance kernels work on row blocks that stay in cache and
-use one matrix product across all components (see ``benchmarks/bench_mixture.py``).
+never a dependency.
+
+Speed: the kernels work on row blocks whose temporaries stay in cache, on as many threads as
+BLAS may use (all of that lives in :mod:`gae_course._blocks`); the full-covariance E-step is
+one matrix product across all components. An EM iteration costs little more than its matrix
+products: ``benchmarks/bench_mixture.py`` measures both.
 """
 
 from __future__ import annotations
@@ -33,13 +43,12 @@ import warnings
 
 import numpy as np
 
+from gae_course import _blocks
+
 COVARIANCE_TYPES = ("full", "diag", "spherical")
+# log-sum-exp treats terms below exp(-700) of the largest as exp(-700): see _expectation.
+_EXP_FLOOR = -700.0
 INIT_PARAMS = ("kmeans", "k-means++", "random", "random_from_data")
-
-# Rows per block in the full-covariance kernels: a block's (rows, K, d) temporary stays
-# around 2 MB (in cache), instead of an (n, K, d) array streamed through main memory.
-_BLOCK_FLOATS = 2**18
-
 
 class ConvergenceWarning(UserWarning):
     """EM stopped at ``max_iter`` before the log-likelihood gain fell below ``tol``."""
@@ -162,8 +171,71 @@ def _log_det_cholesky(precisions_cholesky, covariance_type, n_features):
     return n_features * np.log(precisions_cholesky)
 
 
-def _block_rows(n_components, n_features):
-    return max(64, _BLOCK_FLOATS // max(1, n_components * n_features))
+def _log_density_of_block(means, precisions_cholesky, covariance_type, log_weights=None):
+    """A function mapping a block of rows (rows, d) to log N(x | mu_k, Sigma_k), shape (K, rows).
+
+    With ``log_weights`` (K,), it maps to log pi_k + log N(x | mu_k, Sigma_k) instead.
+    Everything that does not depend on the rows is computed here, once per call of a kernel,
+    so that what runs on each row block (see :mod:`gae_course._blocks`) is one or two matrix
+    products and a few elementwise operations on data in cache.
+    """
+    n_components, n_features = means.shape
+    log_det = _log_det_cholesky(precisions_cholesky, covariance_type, n_features)
+    offset = -0.5 * n_features * math.log(2.0 * math.pi) + log_det  # (K,)
+    if log_weights is not None:
+        offset = offset + log_weights
+    offset = offset[:, np.newaxis]  # (K, 1)
+
+    if covariance_type == "full":
+        # 0.5 ||(x - mu_k) U_k||^2 for all k at once: [x, 1] @ [U_1 ... U_K; -mu_1 U_1 ...] / sqrt 2
+        # is one matrix product of shape (rows, K*d); its last input row subtracts mu_k U_k
+        # and the 1/sqrt(2) gives the 1/2, so no separate pass over the (rows, K, d) array
+        # does either. Any factor with U U^T = Sigma^-1 works (upper from covariances,
+        # lower from precisions_init): nothing here relies on U being triangular.
+        u_all = precisions_cholesky.transpose(1, 0, 2).reshape(n_features, -1)  # (d, K*d)
+        mu_u = np.einsum("kd,kde->ke", means, precisions_cholesky).reshape(1, -1)  # (1, K*d)
+        u_and_shift = np.vstack([u_all, -mu_u]) * math.sqrt(0.5)  # (d + 1, K*d)
+
+        def log_density(block):
+            x_and_one = _blocks.scratch("x_and_one", (len(block), n_features + 1))
+            x_and_one[:, :n_features] = block
+            x_and_one[:, n_features] = 1.0
+            y = np.matmul(x_and_one, u_and_shift,
+                          out=_blocks.scratch("y", (len(block), n_components * n_features)))
+            y = y.reshape(len(block), n_components, n_features)  # (rows, K, d)
+            # einsum fuses the squares and the sums; it is fastest writing (rows, K).
+            half_mahalanobis = _blocks.scratch("half_mahalanobis", (len(block), n_components))
+            np.einsum("rkd,rkd->rk", y, y, out=half_mahalanobis)
+            return offset - half_mahalanobis.T  # (K, rows)
+
+    elif covariance_type == "diag":
+        # Expand ||(x - mu) / sigma||^2 into matrix products (no (rows, K, d) temporary).
+        precisions = precisions_cholesky**2  # (K, d)
+        offset = offset - 0.5 * np.sum(means**2 * precisions, axis=1)[:, np.newaxis]  # (K, 1)
+        linear = means * precisions  # (K, d)
+        half_precisions = -0.5 * precisions  # (K, d)
+
+        def log_density(block):
+            squares = np.multiply(block, block, out=_blocks.scratch("squares", block.shape))
+            return offset + linear @ block.T + half_precisions @ squares.T  # (K, rows)
+
+    else:  # spherical
+        precisions = (precisions_cholesky**2)[:, np.newaxis]  # (K, 1)
+        offset = offset - 0.5 * np.sum(means**2, axis=1)[:, np.newaxis] * precisions  # (K, 1)
+        linear = means * precisions  # (K, d)
+
+        def log_density(block):
+            squared_norms = np.einsum("rd,rd->r", block, block)  # (rows,)
+            return offset + linear @ block.T - 0.5 * precisions * squared_norms  # (K, rows)
+
+    return log_density
+
+
+def _rows_per_block(n_components, n_features, covariance_type):
+    # The largest temporary of a block: its (rows, K*d) product (full) or (rows, d) squares.
+    if covariance_type == "full":
+        return _blocks.rows_per_block(8 * (n_components + 1) * n_features)
+    return _blocks.rows_per_block(8 * (n_components + n_features))
 
 
 def log_gaussian_density(X, means, precisions_cholesky, covariance_type="full"):
@@ -182,44 +254,14 @@ def log_gaussian_density(X, means, precisions_cholesky, covariance_type="full"):
     log_prob : ndarray of shape (n_samples, n_components)
     """
     _check_covariance_type(covariance_type)
-    n_samples, n_features = X.shape
-    n_components = means.shape[0]
-    log_det = _log_det_cholesky(precisions_cholesky, covariance_type, n_features)
-    constant = -0.5 * n_features * math.log(2.0 * math.pi)
+    log_density = _log_density_of_block(means, precisions_cholesky, covariance_type)
+    log_prob_t = np.empty((means.shape[0], X.shape[0]))  # (K, n)
 
-    if covariance_type == "full":
-        # ||(x - mu_k) U_k||^2 for all k at once: x @ [U_1 | ... | U_K] is one matrix product
-        # of shape (rows, K*d); subtracting mu_k U_k and squaring happens per cache-sized block.
-        # Any factor with U U^T = Sigma^-1 works (upper from covariances, lower from
-        # precisions_init), so nothing here relies on U being triangular.
-        u_all = precisions_cholesky.transpose(1, 0, 2).reshape(n_features, -1)  # (d, K*d)
-        mu_u = np.einsum("kd,kde->ke", means, precisions_cholesky)  # (K, d)
-        mahalanobis = np.empty((n_samples, n_components))
-        step = _block_rows(n_components, n_features)
-        # One buffer for every block: a fresh 2 MB array per block costs page faults.
-        buffer = np.empty((min(step, n_samples), n_components * n_features))
-        for start in range(0, n_samples, step):
-            block = X[start : start + step]
-            y = np.matmul(block, u_all, out=buffer[: len(block)])  # (rows, K*d)
-            y = y.reshape(len(block), n_components, n_features)  # (rows, K, d)
-            y -= mu_u
-            np.einsum("rkd,rkd->rk", y, y, out=mahalanobis[start : start + step])
-    elif covariance_type == "diag":
-        # Expand ||(x - mu) / sigma||^2 into three matrix products (no (n, K, d) temporary).
-        precisions = precisions_cholesky**2  # (K, d)
-        mahalanobis = (
-            np.sum(means**2 * precisions, axis=1)
-            - 2.0 * (X @ (means * precisions).T)
-            + (X**2) @ precisions.T
-        )
-    else:  # spherical
-        precisions = precisions_cholesky**2  # (K,)
-        mahalanobis = (
-            np.sum(means**2, axis=1) * precisions
-            - 2.0 * (X @ means.T) * precisions
-            + np.outer(np.sum(X**2, axis=1), precisions)
-        )
-    return constant + log_det - 0.5 * mahalanobis
+    def one_block(rows):
+        log_prob_t[:, rows] = log_density(X[rows])
+
+    _blocks.for_each_block(len(X), _rows_per_block(*means.shape, covariance_type), one_block)
+    return log_prob_t.T
 
 
 def e_step(X, weights, means, precisions_cholesky, covariance_type="full"):
@@ -241,20 +283,74 @@ def e_step(X, weights, means, precisions_cholesky, covariance_type="full"):
     log_prob_norm : ndarray of shape (n_samples,)
         log p(x_i) = logsumexp_k [log pi_k + log N(x_i | mu_k, Sigma_k)].
     """
-    log_density = log_gaussian_density(X, means, precisions_cholesky, covariance_type)  # (n, K)
+    log_resp_t, log_prob_norm = _expectation(X, weights, means, precisions_cholesky,
+                                             covariance_type, exponentiate=False)
+    return log_resp_t.T, log_prob_norm
+
+
+def _expectation(X, weights, means, precisions_cholesky, covariance_type, exponentiate):
+    """The E-step, with responsibilities as (K, n) logs, or exponentiated if ``exponentiate``.
+
+    :meth:`GaussianMixture.fit` wants gamma itself: exponentiating inside each block reuses
+    the exponentials of the log-sum-exp (np.exp is the costliest elementwise operation
+    here), and sets to 0 every gamma below exp(-700) = 1e-304 of the largest one in its row:
+    they change nothing, and as subnormal numbers (below 1e-308) they would slow the matrix
+    products of the M-step many times over.
+    """
+    _check_covariance_type(covariance_type)
     with np.errstate(divide="ignore"):  # a weight of exactly 0 is a legal -inf
         log_weights = np.log(weights)
-    # log-sum-exp over the K components, on the (K, n) transpose: each reduction then runs
-    # along contiguous rows of length n instead of n tiny rows of length K (about 3x faster
-    # for K = 6; it is a fifth of the E-step on 6000 points). Same max trick as logsumexp.
-    weighted_t = np.add(log_density.T, log_weights[:, np.newaxis],
-                        out=np.empty((len(log_weights), len(X))))  # (K, n), C order
-    row_max = weighted_t.max(axis=0)  # (n,)
-    row_max = np.where(np.isfinite(row_max), row_max, 0.0)
-    with np.errstate(divide="ignore"):  # a point with every weight 0 gives log(0) = -inf
-        log_prob_norm = np.log(np.exp(weighted_t - row_max).sum(axis=0)) + row_max  # (n,)
-    log_resp = (weighted_t - log_prob_norm).T  # (n, K), a view of a (K, n) array
-    return log_resp, log_prob_norm
+    log_joint = _log_density_of_block(means, precisions_cholesky, covariance_type, log_weights)
+    # Everything is held as (K, n): the log-sum-exp over the K components then reduces along
+    # contiguous rows of a block instead of along rows of length K (several times faster).
+    out_t = np.empty((len(weights), len(X)))  # (K, n)
+    log_prob_norm = np.empty(len(X))
+
+    def one_block(rows):
+        weighted = log_joint(X[rows])  # (K, rows): log pi_k + log N(x_i | mu_k, Sigma_k)
+        row_max = weighted.max(axis=0)  # (rows,), the max trick of logsumexp
+        row_max[~np.isfinite(row_max)] = 0.0
+        # exp of anything below -700 is taken as exp(-700) = 1e-304, which changes a sum of
+        # terms >= 1 by nothing, and spares np.exp its underflow path (about 4x slower).
+        gap = np.maximum(weighted - row_max, _EXP_FLOOR)  # (K, rows), <= 0
+        shifted = np.exp(gap)
+        total = shifted.sum(axis=0)  # (rows,)
+        with np.errstate(divide="ignore"):  # a point with every weight 0 gives log(0) = -inf
+            log_prob_norm[rows] = np.log(total) + row_max
+        if exponentiate:
+            resp = np.divide(shifted, total, out=out_t[:, rows])
+            np.copyto(resp, 0.0, where=gap <= _EXP_FLOOR)
+        else:
+            np.subtract(weighted, log_prob_norm[rows], out=out_t[:, rows])
+
+    # One pass over the rows: each block's densities are normalised while still in cache.
+    _blocks.for_each_block(len(X), _rows_per_block(*means.shape, covariance_type), one_block)
+    return out_t, log_prob_norm
+
+
+def _weighted_scatter(X, resp, means):
+    """sum_i resp_ik (x_i - mu_k)(x_i - mu_k)^T for every component k, shape (K, d, d)."""
+    n_samples, n_features = X.shape
+    n_components = resp.shape[1]
+    # Work on X^T (d, n): weighting a sample by sqrt(gamma_ik) then scales a contiguous run
+    # of memory, and w @ w.T below is a product of a matrix with its own transpose, which
+    # NumPy computes as one symmetric rank-k update (half the work of a general product).
+    X_t = np.ascontiguousarray(X.T)  # (d, n)
+    sqrt_resp_t = np.sqrt(resp.T, order="C")  # (K, n)
+    step = _blocks.rows_per_block(8 * n_features, minimum=1024)  # a (d, step) buffer
+
+    def add_block(rows, total):
+        block = X_t[:, rows]
+        w = _blocks.scratch("weighted", block.shape)
+        for k in range(n_components):
+            # Subtracting mu_k first, rather than using E[x x^T] - mu mu^T, keeps even a
+            # component collapsed onto a single point exact.
+            np.subtract(block, means[k][:, np.newaxis], out=w)
+            w *= sqrt_resp_t[k, rows]
+            total[k] += w @ w.T
+
+    return _blocks.sum_over_blocks(n_samples, step, add_block,
+                                   (n_components, n_features, n_features))
 
 
 def m_step(X, resp, reg_covar=1e-6, covariance_type="full"):
@@ -267,7 +363,12 @@ def m_step(X, resp, reg_covar=1e-6, covariance_type="full"):
         Responsibilities gamma_ik (rows sum to one).
     reg_covar : float
         Added to every variance so that a component collapsing onto a point, or a pixel that
-        never varies, keeps a positive-definite covariance.
+        never varies, keeps a positive-definite covariance. With ``reg_covar = 0`` this is
+        the exact M-step (the maximiser of the expected complete-data log-likelihood). With
+        ``reg_covar > 0``, ``S + reg_covar I`` is a heuristic, not a constrained maximiser:
+        the maximiser over ``{Sigma >= reg_covar I}`` would clip the eigenvalues of S at
+        ``max(lambda, reg_covar)``, whereas adding ``reg_covar I`` shifts every eigenvalue,
+        the large ones too.
     covariance_type : {'full', 'diag', 'spherical'}
 
     Returns
@@ -278,41 +379,29 @@ def m_step(X, resp, reg_covar=1e-6, covariance_type="full"):
         (K, d, d) for 'full', (K, d) for 'diag', (K,) for 'spherical'.
     """
     _check_covariance_type(covariance_type)
-    n_features = X.shape[1]
+    n_samples, n_features = X.shape
+    n_components = resp.shape[1]
     # + 10 eps: an empty component has N_k > 0, so no division by zero below.
     nk = resp.sum(axis=0) + 10 * np.finfo(resp.dtype).eps  # (K,)
     means = (resp.T @ X) / nk[:, np.newaxis]  # (K, d)
     weights = nk / nk.sum()
-
     if covariance_type == "full":
-        n_components = resp.shape[1]
-        covariances = np.zeros((n_components, n_features, n_features))
-        # Work on X^T (d, n): weighting a sample by sqrt(gamma_ik) then scales a contiguous run
-        # of memory, and W @ W.T below is a product of a matrix with its own transpose, which
-        # NumPy computes as one symmetric rank-k update (half the work of a general product).
-        X_t = np.ascontiguousarray(X.T)  # (d, n)
-        sqrt_resp_t = np.sqrt(resp.T)  # (K, n)
-        step = max(1024, 2**18 // n_features)  # columns per block: a (d, step) buffer of 2 MB
-        buffer = np.empty((n_features, min(step, X.shape[0])))
-        for start in range(0, X.shape[0], step):
-            block = X_t[:, start : start + step]
-            w = buffer[:, : block.shape[1]]
-            for k in range(n_components):
-                # Subtracting mu_k first, rather than using E[x x^T] - mu mu^T, keeps even a
-                # component collapsed onto a single point exact.
-                np.subtract(block, means[k][:, np.newaxis], out=w)
-                w *= sqrt_resp_t[k, start : start + step]
-                covariances[k] += w @ w.T
-        covariances /= nk[:, np.newaxis, np.newaxis]
+        covariances = _weighted_scatter(X, resp, means) / nk[:, np.newaxis, np.newaxis]
         covariances[:, np.arange(n_features), np.arange(n_features)] += reg_covar
         return weights, means, covariances
 
-    # diag / spherical: E[x^2] - mu^2 (as scikit-learn), on data centred once at the overall
-    # mean so that the subtraction loses little; an (n, K, d) temporary would cost far more.
-    center = X.mean(axis=0)
-    Xc = X - center  # (n, d)
-    means_c = means - center  # (K, d)
-    variances = (resp.T @ (Xc * Xc)) / nk[:, np.newaxis] - means_c**2
+    # diag / spherical: E[(x - c)^2] - (mu - c)^2 (as scikit-learn), about the data mean c
+    # so that the subtraction loses little; an (n, K, d) temporary would cost far more.
+    center = X.mean(axis=0)  # (d,)
+    shift = means - center  # (K, d)
+
+    def add_block(rows, total):
+        centred = np.subtract(X[rows], center, out=_blocks.scratch("centred", X[rows].shape))
+        total += resp[rows].T @ np.multiply(centred, centred, out=centred)
+
+    step = _blocks.rows_per_block(16 * n_features)
+    second_moments = _blocks.sum_over_blocks(n_samples, step, add_block, (n_components, n_features))
+    variances = second_moments / nk[:, np.newaxis] - shift**2
     variances = np.maximum(variances, 0.0) + reg_covar  # (K, d)
     if covariance_type == "diag":
         return weights, means, variances
@@ -451,7 +540,9 @@ class GaussianMixture:
     tol : float
         EM stops when the mean log-likelihood per sample rises by less than ``tol``.
     reg_covar : float
-        Added to the diagonal of every covariance (see :func:`m_step`).
+        Added to the diagonal of every covariance (see :func:`m_step`): every eigenvalue then
+        stays above ``reg_covar``, but the M-step is no longer exact, so with
+        ``reg_covar > 0`` EM climbs no fixed objective exactly.
     max_iter : int
     n_init : int
         Number of initialisations; the one with the highest final log-likelihood is kept.
@@ -475,7 +566,11 @@ class GaussianMixture:
         Mean log-likelihood per sample at the last E-step of the best initialisation.
     log_likelihood_history_ : list of float
         That mean log-likelihood at every EM iteration of the best initialisation, for plots.
-        EM guarantees it never decreases.
+        With ``reg_covar = 0`` EM guarantees it never decreases (up to rounding). With
+        ``reg_covar > 0`` it does not: ``S + reg_covar I`` does not maximise the likelihood
+        over any fixed set (the maximiser over ``{Sigma >= reg_covar I}`` clips eigenvalues at
+        ``max(lambda, reg_covar)`` instead of shifting them all), so small decreases can
+        occur, typically far below ``tol``.
     """
 
     def __init__(
@@ -632,11 +727,11 @@ class GaussianMixture:
             lower_bound = -np.inf
             for _ in range(self.max_iter):
                 previous = lower_bound
-                log_resp, log_prob_norm = e_step(X, weights, means, prec_chol, self.covariance_type)
-                resp = np.exp(log_resp)
-                # Responsibilities below ~1e-308 are subnormal numbers, which slow the matrix
-                # products of the M-step many times over; they change nothing, so drop them.
-                resp[resp < np.finfo(resp.dtype).tiny] = 0.0
+                # e_step, then exp(log_resp), in one pass (responsibilities below ~1e-308 are
+                # set to 0: as subnormal numbers they would slow the M-step's products).
+                resp_t, log_prob_norm = _expectation(X, weights, means, prec_chol,
+                                                     self.covariance_type, exponentiate=True)
+                resp = resp_t.T  # (n, K)
                 weights, means, covariances = m_step(X, resp, self.reg_covar, self.covariance_type)
                 prec_chol = compute_precision_cholesky(covariances, self.covariance_type)
                 lower_bound = float(np.mean(log_prob_norm))

@@ -6,10 +6,11 @@ import numpy as np
 import pytest
 from hypothesis import given, reject, settings
 from hypothesis import strategies as st
+from scipy.special import logsumexp
 from scipy.stats import multivariate_normal
 from sklearn.mixture import GaussianMixture as SklearnGaussianMixture
 
-from gae_course import mixture
+from gae_course import _blocks, mixture
 from gae_course.mixture import ConvergenceWarning, GaussianMixture, NotFittedError
 
 COVARIANCE_TYPES = ["full", "diag", "spherical"]
@@ -382,3 +383,122 @@ def test_non_convergence_is_its_own_warning_class():
     assert issubclass(ConvergenceWarning, UserWarning)
     with pytest.warns(ConvergenceWarning, match="max_iter=2"):
         GaussianMixture(3, max_iter=2, tol=0.0, random_state=0).fit(X)
+
+
+# ---------------------------------------------------------------------------------------------
+# Row blocks and threads (gae_course._blocks) change the speed, never the numbers
+# ---------------------------------------------------------------------------------------------
+
+
+def plain_e_step(X, weights, means, covariances, covariance_type):
+    """The E-step on whole arrays, one component at a time, straight from the formulas."""
+    full = as_full(covariances, covariance_type, X.shape[1])
+    log_joint = np.empty((len(X), len(weights)))
+    for k in range(len(weights)):
+        L = np.linalg.cholesky(full[k])
+        z = np.linalg.solve(L, (X - means[k]).T)  # (d, n): L^-1 (x - mu_k)
+        log_joint[:, k] = (np.log(weights[k]) - 0.5 * X.shape[1] * np.log(2 * np.pi)
+                           - np.sum(np.log(np.diag(L))) - 0.5 * np.sum(z**2, axis=0))
+    log_prob_norm = logsumexp(log_joint, axis=1)
+    return log_joint - log_prob_norm[:, None], log_prob_norm
+
+
+def plain_m_step(X, resp, reg_covar, covariance_type):
+    """The M-step on whole arrays, one component at a time, straight from the formulas."""
+    nk = resp.sum(0) + 10 * np.finfo(float).eps
+    means = resp.T @ X / nk[:, None]
+    scatter = np.stack([(resp[:, k, None] * (X - means[k])).T @ (X - means[k]) / nk[k]
+                        for k in range(resp.shape[1])])
+    covariances = {
+        "full": scatter + reg_covar * np.eye(X.shape[1]),
+        "diag": np.diagonal(scatter, axis1=1, axis2=2) + reg_covar,
+        "spherical": np.diagonal(scatter, axis1=1, axis2=2).mean(1) + reg_covar,
+    }[covariance_type]
+    return nk / nk.sum(), means, covariances
+
+
+def blocked_problem(covariance_type, seed=20):
+    rng = np.random.default_rng(seed)
+    X = blobs(rng, n_per=700, d=5) + 3.0  # 2100 rows: many blocks of every size below
+    weights, means, covariances = random_params(rng, 4, 5, covariance_type)
+    resp = rng.dirichlet(np.ones(4), size=len(X))
+    return X, weights, means, covariances, resp
+
+
+def all_kernels(X, weights, means, covariances, resp, covariance_type):
+    prec_chol = mixture.compute_precision_cholesky(covariances, covariance_type)
+    log_resp, log_prob_norm = mixture.e_step(X, weights, means, prec_chol, covariance_type)
+    density = mixture.log_gaussian_density(X, means, prec_chol, covariance_type)
+    return (log_resp, log_prob_norm, density,
+            *mixture.m_step(X, resp, 1e-4, covariance_type))
+
+
+@pytest.mark.parametrize("covariance_type", COVARIANCE_TYPES)
+@pytest.mark.parametrize("workers, block_rows", [(1, None), (2, None), (2, 37), (1, 1)])
+def test_blocked_threaded_kernels_match_the_plain_version(covariance_type, workers, block_rows):
+    X, weights, means, covariances, resp = blocked_problem(covariance_type)
+    with _blocks.settings(workers=workers, block_rows=block_rows):
+        log_resp, log_prob_norm, _, w, m, c = all_kernels(X, weights, means, covariances, resp,
+                                                          covariance_type)
+    plain_log_resp, plain_norm = plain_e_step(X, weights, means, covariances, covariance_type)
+    np.testing.assert_allclose(log_prob_norm, plain_norm, rtol=1e-12)
+    np.testing.assert_allclose(log_resp, plain_log_resp, rtol=1e-12, atol=1e-12)
+    for got, expected in zip((w, m, c), plain_m_step(X, resp, 1e-4, covariance_type)):
+        np.testing.assert_allclose(got, expected, rtol=1e-12, atol=1e-15)
+
+
+@pytest.mark.parametrize("covariance_type", COVARIANCE_TYPES)
+def test_one_and_two_threads_give_the_same_numbers(covariance_type):
+    problem = blocked_problem(covariance_type)
+    with _blocks.settings(workers=1, block_rows=50):
+        one = all_kernels(*problem, covariance_type)
+    with _blocks.settings(workers=2, block_rows=50):
+        two = all_kernels(*problem, covariance_type)
+    for a, b in zip(one, two):
+        np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-15)
+
+
+@pytest.mark.parametrize("covariance_type", COVARIANCE_TYPES)
+def test_results_do_not_depend_on_the_block_size(covariance_type):
+    problem = blocked_problem(covariance_type)
+    reference = all_kernels(*problem, covariance_type)  # default blocks: one block here
+    for block_rows in (1, 7, 64, 1000):
+        with _blocks.settings(workers=2, block_rows=block_rows):
+            for a, b in zip(all_kernels(*problem, covariance_type), reference):
+                np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-15)
+
+
+def test_fit_on_two_threads_equals_fit_on_one():
+    X = blobs(np.random.default_rng(21), n_per=500)
+    with _blocks.settings(workers=1, block_rows=64):
+        one = GaussianMixture(3, random_state=0).fit(X)
+    with _blocks.settings(workers=2, block_rows=64):
+        two = GaussianMixture(3, random_state=0).fit(X)
+    assert one.n_iter_ == two.n_iter_
+    np.testing.assert_allclose(one.log_likelihood_history_, two.log_likelihood_history_,
+                               rtol=1e-12)
+    np.testing.assert_allclose(one.covariances_, two.covariances_, rtol=1e-12, atol=1e-15)
+
+
+def test_full_m_step_is_exact_for_a_far_collapsed_component():
+    """Second moments about the data mean would leave ~1e-10 of rounding on a component of
+    zero spread 1000 away; the kernel must notice and redo that component about its mean."""
+    rng = np.random.default_rng(22)
+    X = np.vstack([np.tile([[1000.0, -1000.0]], (20, 1)), rng.normal(size=(80, 2))])
+    resp = np.zeros((100, 2))
+    resp[:20, 0] = resp[20:, 1] = 1.0
+    _, means, covariances = mixture.m_step(X, resp, reg_covar=0.0)
+    assert np.max(np.abs(covariances[0])) < 1e-20
+    np.testing.assert_allclose(covariances[1], np.cov(X[20:].T, bias=True), rtol=1e-12)
+
+
+def test_threads_follow_the_blas_limit_and_settings_are_checked():
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(limits=1):
+        assert _blocks.n_workers() == 1
+    with _blocks.settings(workers=3):
+        assert _blocks.n_workers() == 3
+    with pytest.raises(ValueError, match="workers must be a positive integer"):
+        with _blocks.settings(workers=0):
+            pass

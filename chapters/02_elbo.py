@@ -75,7 +75,7 @@ from tqdm.auto import tqdm
 from gae_course import checks, config, elbo, mixture, results
 
 rng = config.seed_everything(0)  # torch is imported first, so this seeds it too
-config.limit_blas_threads()
+config.limit_blas_threads(1)  # tiny tensors: a second thread only adds synchronisation
 DTYPE = torch.float64  # closed forms are compared to 1e-6: float32 would not do
 
 # EM on a 2-D mixture (cheap: identical in both modes)

@@ -73,7 +73,7 @@ import torch
 from gae_course import checks, config, estimators, results
 
 config.seed_everything(0)
-config.limit_blas_threads()
+config.limit_blas_threads(1)  # tiny tensors: a second thread only adds synchronisation
 torch.set_default_dtype(torch.float64)  # variances of tiny gradients: keep the digits
 chapter_start = time.perf_counter()
 
@@ -438,6 +438,8 @@ samples_to_match = variance_vs_k["score function"][0] / variance_vs_k["reparamet
 print("log-log slope vs D, fitted over all D:", {k: round(v, 2) for k, v in slope_dim.items()})
 print(f"  and between D = {DIMS[-2]} and {DIMS[-1]}:", {k: round(v, 2) for k, v in slope_dim_last.items()})
 print("log-log slope vs K:", {k: round(v, 2) for k, v in slope_k.items()})
+print(f"pathwise variance over D: from {min(variance_vs_dim['reparameterisation']):.2f} to "
+      f"{max(variance_vs_dim['reparameterisation']):.2f} (exactly 4 in expectation)")
 print(f"score-function variance / pathwise at D = {DIMS[-1]}: {ratio_at_largest_d:.0f}")
 print(f"at D = 8, K = 1: score-function variance / pathwise = {samples_to_match:.0f} "
       f"(the factor of samples the score function needs to match it)")
@@ -446,6 +448,7 @@ assert all(abs(s + 1) < 0.2 for s in slope_k.values())
 if not config.is_quick():
     assert 1.0 < slope_dim["score function"] < slope_dim_last["score function"] < 2.3
     assert ratio_at_largest_d > 1_000
+    assert all(3.4 < v < 4.6 for v in variance_vs_dim["reparameterisation"])
     assert 50 < samples_to_match < 200
 
 # %% [markdown]
@@ -486,6 +489,8 @@ for i, omega in enumerate(FREQUENCIES):
     print(f"{omega:6.1f}{path:15.4f}{score:15.4f}{path / score:18.2f}")
 frequency_ratio = [p / s for p, s in zip(*variance_vs_frequency.values())]
 assert frequency_ratio[0] < 1 < frequency_ratio[-1]  # the winner changes with omega
+if not config.is_quick():
+    assert frequency_ratio[0] < 0.3 and frequency_ratio[-1] > 10
 
 fig, ax = plt.subplots(figsize=(7, 4))
 for name in gaussian_estimators:
@@ -965,6 +970,11 @@ if not config.is_quick():
 # 5. Why is the moving average updated *after* it is used on a batch?
 # 6. A reader reports a Concrete estimate whose mean has a z-score of 40 against the exact
 #    gradient. Is their code wrong?
+# 7. A baseline is a control variate with $h = \nabla\log q$. Why is the best single baseline
+#    $\mathbb E[f\lVert s\rVert^2]/\mathbb E[\lVert s\rVert^2]$ rather than $\mathbb E[f]$, and when are
+#    the two the same?
+# 8. Name a differentiable $f$ for which the pathwise estimator is noisier than the score
+#    function, and say why.
 #
 # <details><summary>Answers</summary>
 #
@@ -991,6 +1001,13 @@ if not config.is_quick():
 #    $(1 - \text{decay})$ share of the sample's own $f$ and bias the estimate slightly.
 # 6. Not necessarily: the relaxation estimates the gradient of $\mathbb E[f(z^{(\tau)})]$,
 #    not of $\mathbb E[f(z)]$. Compare at lower temperature, or against the relaxed objective.
+# 7. The total variance of $(f - b)s$ is $\mathbb E[(f - b)^2\lVert s\rVert^2]$ minus a term free of
+#    $b$; setting its derivative in $b$ to zero gives $b^\star$, a weighted mean of $f$ with
+#    weights $\lVert s\rVert^2$. It equals $\mathbb E f$ when $f$ and $\lVert s\rVert^2$ are
+#    uncorrelated (for instance when $\lVert s\rVert^2$ is the same for every sample).
+# 8. $f(z) = \cos(\omega z)$ with a large $\omega$ (section 4): the pathwise estimate
+#    $-\omega\sin(\omega z)$ has variance near $\omega^2/2$, the score-function estimate
+#    $\cos(\omega z)\,\varepsilon/\sigma$ stays of order 1 because $|f| \le 1$.
 #
 # </details>
 #
@@ -1004,9 +1021,10 @@ if not config.is_quick():
 # - The score function's variance grows with the dimension; both fall as $1/K$ with samples.
 #   Use reparameterisation when $z$ is continuous and $f$ differentiable and smooth; for a
 #   rapidly varying $f$ (a high-frequency cosine) the pathwise estimate can be the noisier.
-# - Baselines keep the score function unbiased and cut its variance: a constant or moving
-#   average removes the average size of $f$; an input-dependent (learned) or leave-one-out
-#   baseline removes far more.
+# - Baselines are control variates: they keep the score function unbiased and cut its
+#   variance. A constant or moving average removes the average size of $f$; an
+#   input-dependent (learned) or leave-one-out baseline removes far more; the optimal
+#   $b^\star = \mathbb E[f\lVert s\rVert^2]/\mathbb E[\lVert s\rVert^2]$ a little more still.
 # - Discrete latents have no pathwise gradient: the score function is exact, a Concrete
 #   relaxation trades bias (large at high temperature) for variance (large at low).
 

@@ -783,21 +783,22 @@ assert abs(amortisation_gap - kl_to_posterior) < 1e-6  # the identity again, for
 distance = (X_test - b).norm(dim=-1)
 gap_per_point = (log_px_test - elbo_test).numpy()
 gap_rank_correlation = float(scipy.stats.spearmanr(distance.numpy(), gap_per_point).statistic)
-far_half = distance > distance.median()
+far_half = (distance > distance.median()).numpy()
+far_over_near = float(gap_per_point[far_half].mean() / gap_per_point[~far_half].mean())
 print(f"Spearman rank correlation between the gap and the distance from b: "
-      f"{gap_rank_correlation:.2f}; mean gap of the farther half / the nearer half: "
-      f"{gap_per_point[far_half.numpy()].mean() / gap_per_point[~far_half.numpy()].mean():.1f}")
+      f"{gap_rank_correlation:.2f}; mean gap of the farther half / the nearer half: {far_over_near:.1f}")
 if not config.is_quick():
-    assert gap_rank_correlation > 0.3
+    assert gap_rank_correlation > 0.1 and far_over_near > 1.5
 
 # %% [markdown]
 # Left: the training ELBO (exact, per point) climbs towards the mean $\log p(x)$, the ceiling it
 # can only reach if $q_\phi$ is the posterior at every point. Middle: the encoder's mean against
 # the exact posterior mean, for both latent coordinates on the test points: close to the
 # diagonal (the largest difference is printed above). Right: the amortisation gap per test
-# point against its distance from the data's centre; it tends to grow with the distance (the
-# rank correlation printed above is positive), as the network has seen fewest points far
-# from the bulk.
+# point against its distance from the data's centre. It tends to grow with the distance, as
+# the network has seen fewest points far from the bulk, but only as a trend: the rank
+# correlation printed above is positive and weak, while the mean gap of the farther half of
+# the test points is well above that of the nearer half (the ratio printed last).
 
 # %%
 fig, axes = plt.subplots(1, 3, figsize=(15, 4))
@@ -912,6 +913,8 @@ assert amortisation_part.min().item() > -1e-9  # q* is the best diagonal q for e
 assert (mean_field_var < torch.diagonal(S_corr)).all()  # mean field under-estimates variances
 if not config.is_quick():
     assert gap_split["correlated W"][0] > gap_split["correlated W"][1]
+    assert abs(posterior_corr) > 0.5 and (mean_field_var / torch.diagonal(S_corr)).max() < 0.5
+    assert (torch.exp(enc_corr_logvar) < torch.diagonal(S_corr)).all()  # the encoder's too
 
 # %% [markdown]
 # The posterior is strongly correlated (printed above), and the best diagonal $q$'s variances

@@ -940,11 +940,12 @@ if not config.is_quick():
     assert best_tau >= 1.0  # one sample: a high temperature wins
     assert min(TEMPERATURES) < best_tau_average < best_tau  # an average: a lower one
     assert straight_through["bias_sq"] > 10 * straight_through["noise_floor"]
+    assert min(TEMPERATURES) in unresolved
 
 # %% [markdown]
 # At high temperature the relaxed estimate has a small variance but is far off: its squared
-# bias is several times its variance and its mean tens of standard errors from the truth (the
-# `max |z|` column), a different objective, precisely estimated. As $\tau$ falls the squared
+# bias is several times its variance and its mean more than ten standard errors from the truth
+# (the `max |z|` column), a different objective, precisely estimated. As $\tau$ falls the squared
 # bias shrinks and the variance rises; at the lowest temperature the variance is more than a
 # hundred times the squared bias, and the temperatures listed above the figure have means
 # within `Z_MAX` standard errors of the truth: with this many repeats their bias cannot be

@@ -52,7 +52,7 @@
 #
 # - chapter 1 (EM for Gaussian mixtures, log-sum-exp);
 # - Gaussians, expectations, Bayes' rule; basic torch (tensors, `backward`, an optimiser);
-# - about 15 s on a 2-core CPU for a full run (about 10 s with `GAE_COURSE_QUICK=1`), no GPU.
+# - well under a minute on a 2-core CPU for a full run (less with `GAE_COURSE_QUICK=1`), no GPU.
 
 # %% [markdown]
 # ## Setup

@@ -428,9 +428,11 @@ fig.tight_layout()
 #
 # We first choose $W$ with orthogonal columns, so $W^\top W$ and $S$ are diagonal and the
 # diagonal Gaussians of the VAE contain the exact posterior. (PPCA's maximum-likelihood $W$ is
-# $U_L(\Lambda_L - \sigma^2 I)^{1/2}R$ for *any* rotation $R$, Tipping & Bishop, 1999, eq. 7: all
-# of them have the same likelihood, and only the one with $R = I$ has orthogonal columns.
-# Section 5 takes a $W$ whose columns are not orthogonal.)
+# $U_L(E_L - \sigma^2 I)^{1/2}R$, with $U_L$ the leading $L$ eigenvectors of the data covariance,
+# $E_L$ their eigenvalues and $R$ *any* rotation; Bishop, *PRML*, eq. 12.45. All of them have
+# the same likelihood, and only $R = I$, up to signs and the order of the columns, gives
+# orthogonal columns. So it has orthogonal columns only up to a rotation. Section 5 takes a
+# $W$ whose columns are not orthogonal.)
 #
 # **Exercise 4.** For a diagonal $q = \mathcal N(m, \operatorname{diag} s)$ the ELBO of this model
 # has a closed form, for any $W$. Derive it, then write it. Steps:

@@ -505,8 +505,8 @@ fig.tight_layout()
 # the highest it is the noisier one, by the factor in the last row of the table. So the
 # advice of this section is qualified: prefer reparameterisation when $z$ is continuous and
 # $f$ is differentiable *and smooth on the scale of $\sigma$*; when $f$ varies fast (or is
-# flat with sharp steps), measure both. (A VAE's decoder is smooth enough: reparameterisation
-# wins there.)
+# flat with sharp steps), measure both. (For a VAE's decoder reparameterisation is the
+# standard choice; chapter 4 uses it.)
 #
 # ## 5. Why Bernoulli latents need the score function
 #

@@ -20,6 +20,10 @@ Appendix B):
     \operatorname{KL}(q \,\|\, \mathcal N(0, I))
       = -\tfrac12 \sum_j \bigl(1 + \text{logvar}_j - \mu_j^2 - e^{\text{logvar}_j}\bigr).
 
+The closed form removes the KL's own sampling noise, not always the estimate's: at the exact
+posterior the fully sampled estimate (the mean of :func:`log_importance_weights`) has zero
+variance and this one does not (Roeder, Wu & Duvenaud, *Sticking the Landing*, 2017).
+
 The importance-weighted bound (Burda, Grosse & Salakhutdinov, *Importance Weighted
 Autoencoders*, 2016, eq. 8) averages the weights before the log,
 

@@ -7,7 +7,8 @@ Monte Carlo estimates from K samples z_k ~ q_θ:
   z = μ + σ ⊙ ε with ε ~ N(0, I) drawn independently of θ, so
   ∇ E[f(z)] = E_ε[∇_θ f(μ + σ ⊙ ε)]. Needs a differentiable f and a continuous z.
 * **Score function** (REINFORCE; Williams 1992, eq. 9; Mnih & Gregor 2014, sec. 2.2):
-  ∇ E[f(z)] = E[(f(z) - b) ∇_θ log q_θ(z)] for any baseline b that does not depend on z.
+  ∇ E[f(z)] = E[(f(z) - b) ∇_θ log q_θ(z)] for any baseline b that does not depend on the
+  sample z it multiplies.
   Works for any f and any q with a differentiable log-density, discrete z included.
 
 Each estimator returns an :class:`Estimate`: the value (mean of f over the K samples,
@@ -43,7 +44,8 @@ from torch import nn
 __all__ = [
     "Estimate", "gaussian_noise", "uniform_noise", "gaussian_log_prob", "bernoulli_log_prob",
     "reparam_gaussian", "score_function", "score_function_gaussian",
-    "score_function_bernoulli", "concrete_bernoulli", "ConstantBaseline",
+    "score_function_bernoulli", "concrete_bernoulli", "straight_through_bernoulli",
+    "ConstantBaseline",
     "MovingAverageBaseline", "LearnedBaseline", "leave_one_out_baseline", "flat_grad",
     "EstimatorStats", "measure",
 ]
@@ -218,6 +220,27 @@ def concrete_bernoulli(f: Callable, logits, u, temperature) -> Estimate:
     """
     logistic = torch.log1p(-u) - torch.log(u)  # (K, B, D), Logistic(0, 1): > -logits iff u < p
     z = torch.sigmoid((logits + logistic) / temperature)
+    fz = f(z)  # (K, B)
+    return Estimate(fz.mean(0).detach(), fz.mean(0).sum())
+
+
+def straight_through_bernoulli(f: Callable, logits, u) -> Estimate:
+    """Straight-through estimate: the hard sample forward, the gradient of p backward (biased).
+
+    z = hard + p - p.detach() with hard = 1[u < p], p = sigmoid(logits): its value is the hard
+    sample, its gradient that of p (Bengio, Léonard & Courville 2013). The surrogate's gradient
+    is mean_k ∇_z f(z_k) ⊙ p(1 - p), which is not ∇ E[f(z)] in general.
+
+    Parameters
+    ----------
+    f : callable
+        (K, B, D) -> (K, B), differentiable in z.
+    logits : Tensor of shape (B, D)
+    u : Tensor of shape (K, B, D), uniform noise
+    """
+    p = torch.sigmoid(logits)
+    hard = (u < p).to(logits.dtype)  # (K, B, D), no gradient
+    z = hard + p - p.detach()  # value: hard; gradient: as if z were p
     fz = f(z)  # (K, B)
     return Estimate(fz.mean(0).detach(), fz.mean(0).sum())
 

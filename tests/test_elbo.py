@@ -202,6 +202,35 @@ def test_exact_posterior_makes_every_log_weight_log_p_x():
     torch.testing.assert_close(single, log_marginal(x, W, b), atol=0.05, rtol=0)
 
 
+def test_linear_gaussian_elbo_is_log_p_x_minus_kl_to_the_full_posterior():
+    # Any W (columns not orthogonal: the posterior is correlated): ELBO(q) = log p(x) - KL(q || p(z | x)),
+    # the KL between a diagonal q and the full-covariance posterior from torch.distributions.
+    W, b = model()
+    x = randn(3, D, seed=11)
+    mu, logvar = randn(3, L, seed=12), randn(3, L, seed=13) - 1.0
+    m, S = posterior(x, W, b)
+    assert not torch.allclose(S, torch.diag(torch.diagonal(S)))  # a correlated posterior
+    q = MultivariateNormal(mu, covariance_matrix=torch.diag_embed(torch.exp(logvar)))
+    kl = kl_divergence(q, MultivariateNormal(m, covariance_matrix=S.expand(3, L, L)))
+    got = elbo.linear_gaussian_elbo(x, W, b, SIGMA, mu, logvar)
+    assert got.shape == (3,)
+    torch.testing.assert_close(got, log_marginal(x, W, b) - kl)
+
+
+def test_fully_sampled_elbo_has_zero_variance_at_the_posterior_unlike_closed_form_kl():
+    # Roeder et al. (2017): at q = p(z | x) every log-weight is log p(x); reconstruction
+    # sampled with the KL in closed form still fluctuates.
+    W = torch.linalg.qr(randn(D, L, seed=3))[0] * torch.tensor([2.0, 0.8], dtype=DT)
+    b = randn(D, seed=4)
+    x = randn(1, D, seed=5)
+    m, S = posterior(x, W, b)
+    logvar = torch.log(torch.diagonal(S)).expand(1, L)
+    log_w = elbo.log_importance_weights(log_lik_fn(x, W, b), m, logvar, 1000, gen(2))[:, 0]
+    z = elbo.sample_diag_gaussian(m, logvar, 1000, gen(2))
+    closed_kl = log_lik_fn(x, W, b)(z)[:, 0] - elbo.kl_standard_normal(m, logvar)
+    assert log_w.std() < 1e-10 and closed_kl.std() > 0.1
+
+
 def test_iwae_rises_with_k_towards_log_p_x():
     # q is a poor diagonal guess; each bound is averaged over R = 2000 independent replicates
     # (its standard error is below 0.01 nats), so that the ordering is not noise.

@@ -227,6 +227,31 @@ def test_concrete_relaxation_is_biased_at_high_temperature():
     assert stats.max_abs_z > 10  # the relaxation estimates the gradient of another objective
 
 
+def test_straight_through_is_the_hard_sample_forward_and_p_backward():
+    (logits,) = _params([[0.3, -1.0, 2.0]])
+    u = torch.tensor([[[0.2, 0.9, 0.5]]], dtype=torch.float64)  # hard sample (1, 0, 1)
+    weights = torch.tensor([1.0, 2.0, 4.0], dtype=torch.float64)
+    value, surrogate = est.straight_through_bernoulli(lambda z: (z**2 * weights).sum(-1), logits, u)
+    torch.testing.assert_close(value, torch.tensor([5.0], dtype=torch.float64))
+    surrogate.backward()
+    p = torch.sigmoid(logits.detach())
+    # d f / d z at the hard sample is 2 z w, and dz / dlogit is p (1 - p)
+    expected = 2 * torch.tensor([[1.0, 0.0, 1.0]], dtype=torch.float64) * weights * p * (1 - p)
+    torch.testing.assert_close(logits.grad, expected)
+
+
+def test_straight_through_is_biased():
+    (logits,) = _params(LOGITS)
+
+    def grad(generator):
+        u = est.uniform_noise(1, logits.shape, generator)
+        return est.flat_grad(est.straight_through_bernoulli(_bernoulli_f, logits, u).surrogate,
+                             [logits])
+
+    stats = est.measure(grad, 2000, _gen(5), reference=_bernoulli_reference())
+    assert stats.max_abs_z > 10  # the gradient of another function
+
+
 # --------------------------------------------------------------------------------------------
 # Baselines: same mean, less variance
 # --------------------------------------------------------------------------------------------

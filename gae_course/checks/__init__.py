@@ -28,6 +28,7 @@ Chapter  Exercise                                                   Check
 2        ``gaussian_kl(mu_q, logvar_q, mu_p, logvar_p) -> (B,)``    :func:`gaussian_kl`
 2        ``elbo_estimate(log_lik, mu, logvar) -> (B,)``             :func:`elbo_estimate`
 2        ``iwae_bound(log_weights) -> (B,)``                        :func:`iwae_bound`
+2        ``linear_gaussian_elbo(x, W, b, sigma, mu, logvar)``       :func:`linear_gaussian_elbo`
 3        ``reparam_gaussian(f, mu, log_sigma, eps)``                :func:`reparam_gaussian`
 3        ``score_function_gaussian(f, mu, log_sigma, eps)``         :func:`score_function_gaussian`
 3        ``leave_one_out_baseline(f_values) -> (K, B)``             :func:`leave_one_out_baseline`
@@ -42,7 +43,12 @@ run, so ``from gae_course import checks`` does not load it.
 
 from gae_course.checks._core import CheckFailed, _compare, case_inputs
 from gae_course.checks.ch01_mixture import e_step, log_gaussian, log_likelihood, m_step
-from gae_course.checks.ch02_elbo import elbo_estimate, gaussian_kl, iwae_bound
+from gae_course.checks.ch02_elbo import (
+    elbo_estimate,
+    gaussian_kl,
+    iwae_bound,
+    linear_gaussian_elbo,
+)
 from gae_course.checks.ch03_estimators import (
     leave_one_out_baseline,
     reparam_gaussian,
@@ -56,5 +62,6 @@ __all__ = [
     "CheckFailed", "log_gaussian", "e_step", "m_step", "log_likelihood", "class_posterior",
     "case_inputs", "gaussian_kl", "elbo_estimate", "iwae_bound", "reparam_gaussian",
     "score_function_gaussian", "leave_one_out_baseline", "vae_negative_elbo", "frechet_distance",
+    "linear_gaussian_elbo",
 ]
 # _compare is not public, but tests/test_checks.py exercises it as checks._compare.

@@ -1,11 +1,13 @@
-"""Checks for chapter 2: the Gaussian KL, the ELBO and the importance-weighted bound (torch).
+"""Checks for chapter 2: the Gaussian KL, the ELBO, the IWAE bound, the linear-Gaussian ELBO.
 
 The reader writes these in torch; the cases stay NumPy float64 and reach the reader's
 function as float64 tensors (:func:`gae_course.checks._core._run_torch`). torch is imported
 only when a check runs. The verified answers come from :mod:`gae_course.elbo`.
 
 Equations: Kingma & Welling, *Auto-Encoding Variational Bayes* (2014), Appendix B (the
-Gaussian KL); Burda, Grosse & Salakhutdinov, *Importance Weighted Autoencoders* (2016), eq. 8.
+Gaussian KL); Burda, Grosse & Salakhutdinov, *Importance Weighted Autoencoders* (2016), eq. 8;
+Tipping & Bishop, *Probabilistic Principal Component Analysis* (1999), for the linear-Gaussian
+model.
 """
 
 from __future__ import annotations
@@ -244,8 +246,86 @@ def iwae_bound(fn):
     return _run_torch("iwae_bound", fn, _iwae_bound_cases(), verify)
 
 
+def _linear_gaussian_cases():
+    rng = np.random.default_rng(331)
+    D, L, sigma = 4, 2, 0.5
+    W_orth = np.linalg.qr(rng.normal(size=(D, L)))[0] * [2.0, 1.0]  # orthogonal columns
+    b = rng.normal(size=D)
+    x = rng.normal(size=(3, D)) * 2.0
+    S = np.linalg.inv(np.eye(L) + W_orth.T @ W_orth / sigma**2)  # diagonal for this W
+    post_mu = (x - b) @ W_orth @ S / sigma**2
+    post_logvar = np.tile(np.log(np.diag(S)), (3, 1))
+    W_full = rng.normal(size=(D, L))
+    return [
+        _Case("q is the exact posterior (orthogonal W): the ELBO is log p(x)",
+              dict(x=x, W=W_orth, b=b, sigma=sigma, mu=post_mu, logvar=post_logvar)),
+        _Case("a W with correlated columns, any q, 3 points",
+              dict(x=x, W=W_full, b=b, sigma=sigma, mu=rng.normal(size=(3, L)),
+                   logvar=rng.normal(size=(3, L)) - 1.0)),
+        _Case("q is the prior N(0, I) (KL = 0), sigma = 1.5",
+              dict(x=x[:2], W=W_full, b=b, sigma=1.5, mu=np.zeros((2, L)),
+                   logvar=np.zeros((2, L)))),
+        _Case("a 1-D latent in 3-D, wide q (variances near 7), sigma = 0.2",
+              dict(x=rng.normal(size=(2, 3)), W=rng.normal(size=(3, 1)), b=np.zeros(3),
+                   sigma=0.2, mu=rng.normal(size=(2, 1)), logvar=np.full((2, 1), 2.0))),
+    ]
+
+
+def linear_gaussian_elbo(fn):
+    """Check ``fn(x, W, b, sigma, mu, logvar) -> elbo`` in torch, elbo of shape (B,).
+
+    Parameters
+    ----------
+    fn : callable
+        Inputs: ``x`` (B, D), ``W`` (D, L), ``b`` (D,) float64 tensors, ``sigma`` a float,
+        ``mu`` and ``logvar`` (B, L), the parameters of q = N(mu, diag exp(logvar)). Returns
+        the ELBO of q under p(z) = N(0, I), p(x | z) = N(W z + b, sigma^2 I), in closed form.
+
+    Raises
+    ------
+    CheckFailed
+        With a HINT for: the spread term sum_j s_j |W_:,j|^2 left out, the standard deviation
+        used in it instead of the variance, the normalising constant left out or with
+        sigma instead of sigma^2, a division by sigma (not sigma^2), the KL added.
+    """
+
+    def verify(case, got):
+        x, W, b, sigma, mu, logvar = case.inputs.values()
+        from gae_course import elbo
+
+        expected = elbo.linear_gaussian_elbo(*_t(x, W, b), sigma, *_t(mu, logvar)).numpy()
+        D = x.shape[-1]
+        residual = ((x - mu @ W.T - b) ** 2).sum(-1)
+        spread = (np.exp(logvar) * (W**2).sum(0)).sum(-1)
+        constant = -0.5 * D * math.log(2 * math.pi * sigma**2)
+        kl = -0.5 * np.sum(1 + logvar - mu**2 - np.exp(logvar), axis=-1)
+        got = _from_tensor("elbo", got)
+        hints = [
+            (constant - residual / (2 * sigma**2) - kl,
+             "the spread of q is missing: E_q |x - W z - b|^2 = |x - W m - b|^2 + "
+             "sum_j s_j |W_:,j|^2, because z - m has covariance diag(s) under q."),
+            (constant - (residual + (np.exp(0.5 * logvar) * (W**2).sum(0)).sum(-1))
+             / (2 * sigma**2) - kl,
+             "the spread term needs the variances s_j = exp(logvar_j), not the standard "
+             "deviations exp(logvar_j / 2)."),
+            (-(residual + spread) / (2 * sigma**2) - kl,
+             "the normalising constant -D/2 log(2 pi sigma^2) of the Gaussian likelihood is "
+             "missing (it matters: the ELBO is compared with log p(x))."),
+            (-0.5 * D * math.log(2 * math.pi * sigma) - (residual + spread) / (2 * sigma**2) - kl,
+             "the constant is -D/2 log(2 pi sigma^2): sigma is the standard deviation, square it."),
+            (constant - (residual + spread) / (2 * sigma) - kl,
+             "divide the squared error by 2 sigma^2 (the variance), not by 2 sigma."),
+            (constant - (residual + spread) / (2 * sigma**2) + kl,
+             "subtract the KL: ELBO = E_q[log p(x | z)] - KL(q || N(0, I))."),
+        ]
+        _compare("elbo", got, expected, hints=hints)
+
+    return _run_torch("linear_gaussian_elbo", fn, _linear_gaussian_cases(), verify)
+
+
 _register(
     gaussian_kl=_gaussian_kl_cases,
     elbo_estimate=_elbo_estimate_cases,
     iwae_bound=_iwae_bound_cases,
+    linear_gaussian_elbo=_linear_gaussian_cases,
 )

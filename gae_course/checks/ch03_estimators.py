@@ -272,14 +272,27 @@ def score_function_gaussian(fn):
     Raises
     ------
     CheckFailed
-        With a HINT for: z not detached (a pathwise term added), the -log σ normaliser left
+        With a HINT for: z not detached, with f attached (a pathwise term added) or with f
+        detached (the estimate becomes (0, -f)), the -log σ normaliser left
         out of log N, log N averaged instead of summed over D, a sum over the samples
         instead of the mean, log_sigma used as sigma, f without the log-density.
     """
     from gae_course import estimators
 
     def hints_for(f, mu, log_sigma, eps, n_samples):
+        import torch
+
+        fz = f((mu + torch.exp(log_sigma) * eps).detach()).detach().numpy()  # (K, B)
+        # f(z).detach() * log q(z) with z NOT detached: in the graph (z - mu) / sigma is eps,
+        # so log q depends on the parameters only through -log sigma: the estimate is (0, -f).
+        detached_f_attached_z = (np.zeros(tuple(mu.shape)),
+                                 np.broadcast_to(-fz.mean(0)[:, None], tuple(mu.shape)))
         hints = [
+            (detached_f_attached_z,
+             "the gradient is (0, -f): log N was evaluated at a z that still depends on mu and "
+             "log_sigma, so (z - mu) / σ is just eps in the graph and only the -log σ term "
+             "moves. Detach the samples *before* computing log N(z | mu, σ²): "
+             "z = (mu + sigma * eps).detach()."),
             (_gaussian_variant(f, mu, log_sigma, eps, score=True),
              "detach the samples (z = (mu + sigma * eps).detach()): with a path from mu to z "
              "you add the reparameterisation gradient to the score-function one."),

@@ -1,4 +1,5 @@
-"""Chapter 2 exercises (the Gaussian KL, the ELBO estimate, the IWAE bound; torch).
+"""Chapter 2 exercises (the Gaussian KL, the ELBO estimate, the IWAE bound, the
+linear-Gaussian ELBO in closed form; torch).
 """
 
 import math
@@ -25,7 +26,16 @@ def iwae_bound(log_weights):
     return torch.logsumexp(log_weights, dim=0) - math.log(log_weights.shape[0])
 
 
-SOLUTIONS = {"gaussian_kl": gaussian_kl, "elbo_estimate": elbo_estimate, "iwae_bound": iwae_bound}
+def linear_gaussian_elbo(x, W, b, sigma, mu, logvar):
+    """Closed-form ELBO of N(mu, diag exp(logvar)) under p(z) = N(0, I), p(x | z) = N(Wz + b, sigma^2 I)."""
+    D = x.shape[-1]
+    squared = ((x - mu @ W.T - b) ** 2).sum(-1) + (torch.exp(logvar) * (W**2).sum(0)).sum(-1)
+    kl = -0.5 * torch.sum(1 + logvar - mu**2 - torch.exp(logvar), dim=-1)
+    return -0.5 * D * math.log(2 * math.pi * sigma**2) - squared / (2 * sigma**2) - kl
+
+
+SOLUTIONS = {"gaussian_kl": gaussian_kl, "elbo_estimate": elbo_estimate, "iwae_bound": iwae_bound,
+             "linear_gaussian_elbo": linear_gaussian_elbo}
 
 
 def kl_reversed(mu_q, logvar_q, mu_p, logvar_p):
@@ -86,7 +96,43 @@ def iw_wrong_axis(log_weights):
     return torch.logsumexp(log_weights, dim=1) - math.log(log_weights.shape[1])
 
 
+def lg_no_spread(x, W, b, sigma, mu, logvar):
+    D = x.shape[-1]
+    squared = ((x - mu @ W.T - b) ** 2).sum(-1)  # forgot the variance of z under q
+    kl = -0.5 * torch.sum(1 + logvar - mu**2 - torch.exp(logvar), dim=-1)
+    return -0.5 * D * math.log(2 * math.pi * sigma**2) - squared / (2 * sigma**2) - kl
+
+
+def lg_std_in_spread(x, W, b, sigma, mu, logvar):
+    D = x.shape[-1]
+    squared = ((x - mu @ W.T - b) ** 2).sum(-1) + (torch.exp(0.5 * logvar) * (W**2).sum(0)).sum(-1)
+    kl = -0.5 * torch.sum(1 + logvar - mu**2 - torch.exp(logvar), dim=-1)
+    return -0.5 * D * math.log(2 * math.pi * sigma**2) - squared / (2 * sigma**2) - kl
+
+
+def lg_no_constant(x, W, b, sigma, mu, logvar):
+    D = x.shape[-1]
+    return linear_gaussian_elbo(x, W, b, sigma, mu, logvar) + 0.5 * D * math.log(2 * math.pi * sigma**2)
+
+
+def lg_divide_by_sigma(x, W, b, sigma, mu, logvar):
+    D = x.shape[-1]
+    squared = ((x - mu @ W.T - b) ** 2).sum(-1) + (torch.exp(logvar) * (W**2).sum(0)).sum(-1)
+    kl = -0.5 * torch.sum(1 + logvar - mu**2 - torch.exp(logvar), dim=-1)
+    return -0.5 * D * math.log(2 * math.pi * sigma**2) - squared / (2 * sigma) - kl
+
+
+def lg_plus_kl(x, W, b, sigma, mu, logvar):
+    kl = -0.5 * torch.sum(1 + logvar - mu**2 - torch.exp(logvar), dim=-1)
+    return linear_gaussian_elbo(x, W, b, sigma, mu, logvar) + 2 * kl
+
+
 MISTAKES = [
+    ("linear_gaussian_elbo", lg_no_spread, r"case 1 of 4(.|\n)*the spread of q is missing"),
+    ("linear_gaussian_elbo", lg_std_in_spread, r"variances s_j = exp\(logvar_j\)"),
+    ("linear_gaussian_elbo", lg_no_constant, r"normalising constant"),
+    ("linear_gaussian_elbo", lg_divide_by_sigma, r"not by 2 sigma"),
+    ("linear_gaussian_elbo", lg_plus_kl, r"subtract the KL"),
     ("gaussian_kl", kl_reversed, r"this is KL\(p \|\| q\)"),
     ("gaussian_kl", kl_no_half, r"factor 1/2 in front of the sum is missing"),
     ("gaussian_kl", kl_not_summed, r"expected shape \(3,\), got shape \(3, 2\)(.|\n)*sum over the latent"),

@@ -93,6 +93,18 @@ def sf_z_not_detached(f, mu, log_sigma, eps):
     return fz.mean(0).detach(), (fz + fz.detach() * log_q).mean(0).sum()
 
 
+def sf_log_q_at_attached_z(f, mu, log_sigma, eps):
+    import math
+
+    import torch
+
+    z = mu + torch.exp(log_sigma) * eps  # not detached: (z - mu) / sigma is eps in the graph
+    log_q = (-0.5 * ((z - mu) / torch.exp(log_sigma)) ** 2 - log_sigma
+             - 0.5 * math.log(2 * math.pi)).sum(-1)
+    fz = f(z).detach()
+    return fz.mean(0), (fz * log_q).mean(0).sum()
+
+
 def sf_no_normaliser(f, mu, log_sigma, eps):
     import torch
 
@@ -155,6 +167,8 @@ MISTAKES = [
     ("reparam_gaussian", rp_surrogate_per_problem,
      r"single number \(a 0-d tensor\)(.|\n)*sum the per-problem"),
     ("score_function_gaussian", sf_z_not_detached, r"detach the samples"),
+    ("score_function_gaussian", sf_log_q_at_attached_z,
+     r"grad_mu has wrong values(.|\n)*the gradient is \(0, -f\)"),
     ("score_function_gaussian", sf_no_normaliser, r"grad_log_sigma(.|\n)*-log σ term"),
     ("score_function_gaussian", sf_mean_over_dimensions, r"sum the log-density over the D"),
     ("score_function_gaussian", sf_without_log_prob, r"surrogate has no gradient path"),

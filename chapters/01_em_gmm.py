@@ -203,18 +203,25 @@ checks.log_gaussian(log_gaussian)
 # = \frac{\pi_k\, \mathcal N(x_i \mid \mu_k, \Sigma_k)}{\sum_{j=1}^K \pi_j\, \mathcal N(x_i \mid \mu_j, \Sigma_j)} .
 # $$
 #
-# **Why log-sum-exp.** A point far from a component, or any point in hundreds of dimensions,
-# has a log-density far below zero, and `np.exp` of a number below about $-745$ is exactly
-# `0.0` in float64:
+# **Why log-sum-exp.** A point far from a component has a log-density far below zero, and in
+# hundreds of dimensions log-densities are easily hundreds of nats away from zero, in either
+# direction (section 8's pixel densities are large and *positive*). float64 cannot hold
+# the exponential of such numbers:
 
 # %%
-for a in (-700.0, -745.0, -746.0, -2000.0):
-    print(f"np.exp({a:7.1f}) = {np.exp(a):.3g}")
+with np.errstate(over="ignore"):
+    for a in (-2000.0, -746.0, -745.0, -700.0, 700.0, 709.0, 710.0):
+        print(f"np.exp({a:7.1f}) = {np.exp(a):.3g}")
 print(f"log of the smallest positive float64: {np.log(np.finfo(float).smallest_subnormal):.1f}")
-assert np.exp(-746.0) == 0.0 and np.exp(-745.0) > 0.0
+print(f"log of the largest float64:           {np.log(np.finfo(float).max):.1f}")
+with np.errstate(over="ignore"):
+    assert np.exp(-746.0) == 0.0 and np.exp(-745.0) > 0.0
+    assert np.isinf(np.exp(710.0)) and np.isfinite(np.exp(709.0))
 
 # %% [markdown]
-# If every term of the denominator underflows, the ratio above becomes $0/0$. So work with
+# Below about $-745$ `np.exp` returns exactly `0.0`, above about $709$ it returns `inf`. If
+# every term of the denominator underflows, the ratio above becomes $0/0$; if one overflows,
+# $\infty/\infty$: NaN either way. So work with
 # $a_{ik} = \log\pi_k + \log\mathcal N(x_i \mid \mu_k, \Sigma_k)$ and
 #
 # $$
@@ -224,7 +231,7 @@ assert np.exp(-746.0) == 0.0 and np.exp(-745.0) > 0.0
 # $$
 #
 # Subtracting the maximum changes nothing mathematically, but now the largest term is
-# $e^0 = 1$: the sum is at least 1 and its log is finite. The same
+# $e^0 = 1$: the sum is at least 1 and at most $K$, and its log is finite. The same
 # $\operatorname{LSE}_j(a_{ij}) = \log p(x_i)$ is each point's log-likelihood, so the E-step
 # returns it too: its average over the points,
 #
@@ -512,7 +519,8 @@ print(f"in between, the gain falls to {gains[stall]:.4f} (iteration {stall}) and
       f"{snapshots[stall][0].min():.3f}")
 true_ll = mixture.log_likelihood(X_toy, TRUE_WEIGHTS, TRUE_MEANS, TRUE_COVARIANCES)
 print(f"final log-likelihood {toy_history[-1]:.4f}, of the true parameters {true_ll:.4f}")
-assert found[-1] == N_BLOBS and first_all - first_two >= 5
+assert found[-1] == N_BLOBS and first_two <= 10 and first_all - first_two >= 5
+assert snapshots[stall][0].min() < 0.1  # one component owns little during the stall
 assert gains[burst] > 5 * gains[stall]  # a stall, then a burst
 assert toy_history[-1] > true_ll  # EM fits this sample better than the truth does
 
@@ -952,7 +960,8 @@ print(f"predicted gain per factor of 10: (m/n)(d/2) log 10 = ({N_DUPLICATES}/{le
       f"({X_dup.shape[1]}/2) log 10 = {predicted_slope:.4f} nats per point")
 print(f"measured gains, reg_covar from {REG_COVAR_VALUES[0]:g} to {REG_COVAR_VALUES[-1]:g}: "
       f"{np.round(measured_slope, 4)}")
-print(f"without duplicates the mean log-likelihood spans {np.ptp(ll_without):.2e} nats")
+print(f"without duplicates, from reg_covar = {REG_COVAR_VALUES[2]:g} on, the mean "
+      f"log-likelihood spans {np.ptp(ll_without[2:]):.2e} nats")
 assert np.allclose(measured_slope[2:], predicted_slope, atol=1e-3)  # reg_covar <= 1e-3
 assert np.ptp(ll_without[2:]) < 1e-3
 
@@ -1418,7 +1427,6 @@ if not config.is_quick():
     for name in DATASETS:
         assert all(uncertainty_removed[name, a] < uncertainty_removed[name, b]
                    for a, b in zip(K_VALUES, K_VALUES[1:]))
-        assert all(0.3 < uncertainty_removed[name, K] < 0.8 for K in K_VALUES)
 
 # %% [markdown]
 # Knowing the component removes a growing share of the uncertainty about the class as $K$
@@ -1450,10 +1458,11 @@ if not config.is_quick():
 #
 # <details><summary>Answers</summary>
 #
-# 1. Far from a component, and in hundreds of dimensions, the log-densities are far below
-#    $-745$, and `np.exp` underflows to 0, giving $0/0$. Subtracting the maximum divides
-#    numerator and denominator by the same $e^{m_i}$, so the result is unchanged, but the
-#    largest term becomes $e^0 = 1$.
+# 1. In 784 dimensions the log-densities are hundreds or thousands of nats away from zero:
+#    `np.exp` underflows to 0 below about $-745$ (far from every component) and overflows to
+#    `inf` above about $709$, giving $0/0$ or $\infty/\infty$. Subtracting the maximum
+#    divides numerator and denominator by the same $e^{m_i}$, so the result is unchanged, but
+#    the largest term becomes $e^0 = 1$: nothing overflows, and the sum is at least 1.
 # 2. Setting the gradient of $Q$ with respect to $\Lambda_k$ to zero gives exactly $1/N_k$: it
 #    is the maximum-likelihood estimate (biased, like the $1/n$ variance). $n$ would ignore how
 #    many points the component owns.

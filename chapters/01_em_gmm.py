@@ -874,23 +874,23 @@ assert entropy[-1] < 1e-6 and mean_gap[-1] < 1e-8  # small sigma: k-means, to ro
 # At the largest $\sigma$ every component owns every point almost equally (the entropy is
 # close to $\log K$, printed) and the means are far from k-means'; as $\sigma$ shrinks the
 # entropy falls at every step, and at the smallest values EM's means *are* k-means' means, to
-# rounding error. In the figure, look at where the two curves drop: once $\sigma$ is below the
-# blobs' own spread, the assignments harden.
+# rounding error. In the figure, look for the $\sigma$ at which each curve drops, and compare
+# it with the spread of the blobs and the distance between them (the grid spacing).
 
 # %%
 fig, axes = plt.subplots(1, 2, figsize=(11, 3.8))
 axes[0].semilogx(SIGMAS, entropy, "o-")
 axes[0].axhline(np.log(K_GRID), color="k", ls=":", lw=1, label="log K (all equal)")
 axes[0].set_ylabel("mean entropy of a point's responsibilities [nats]")
-axes[0].set_title("Responsibilities harden as sigma shrinks")
+axes[0].set_title(r"Responsibilities harden as $\sigma$ shrinks")
 axes[0].legend()
 axes[1].loglog(SIGMAS, np.maximum(mean_gap, 1e-16), "o-", color="C1")
 axes[1].set_ylabel("max |EM mean - k-means mean|")
 axes[1].set_title("EM's means become k-means' means")
 for ax in axes:
-    ax.set_xlabel("shared standard deviation sigma (fixed)")
+    ax.set_xlabel(r"shared standard deviation $\sigma$ (fixed)")
     ax.invert_xaxis()
-fig.suptitle(f"EM with covariances sigma^2 I and weights 1/K on the grid data, K = {K_GRID}")
+fig.suptitle(rf"EM with covariances $\sigma^2 I$ and weights $1/K$ on the grid data, K = {K_GRID}")
 fig.tight_layout()
 
 # %% [markdown]
@@ -1364,7 +1364,7 @@ fig.tight_layout()
 
 # %%
 N_MIXTURE_SAMPLES = int(1.5 * N_SAMPLES_SHOWN)
-fig, axes = plt.subplots(len(K_VALUES), 2, figsize=(13, 1.5 * len(K_VALUES) + 1.2),
+fig, axes = plt.subplots(len(K_VALUES), 2, figsize=(13, 1.3 * len(K_VALUES) + 0.8),
                          squeeze=False)
 for column, name in enumerate(DATASETS):
     for row, K in enumerate(K_VALUES):
@@ -1377,6 +1377,7 @@ for column, name in enumerate(DATASETS):
             title=f"{name}, K = {K}", xlabel="samples, grouped by component",
             ylabel=f"K={K}",
         )
+        ax.set_title(f"{name}, K = {K}", pad=10)  # room for the class labels below the title
         for j, k in enumerate(drawn_from):
             ax.text((j + 0.5) / N_MIXTURE_SAMPLES, 1.0,
                     data.CLASS_NAMES[name][table[k].argmax()][:5], transform=ax.transAxes,

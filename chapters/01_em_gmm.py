@@ -1477,12 +1477,12 @@ if not config.is_quick():
 #    $\Sigma_k + \varepsilon I$ does not maximise $Q$, so the guarantee does not apply exactly.
 # 5. The likelihood can be made arbitrarily large by shrinking one component onto a point
 #    (section 6), so it has no maximum. On the constrained set $\{\Sigma_k \succeq \varepsilon
-#    I\}$ it does have one, but $S_k + \varepsilon I$ (with $S_k$ the weighted scatter) is not
-#    it: the constrained maximiser clips each eigenvalue of $S_k$ at
-#    $\max(\lambda, \varepsilon)$, while $S_k + \varepsilon I$ shifts all of them, the large
-#    ones too. `reg_covar` is a heuristic that keeps every eigenvalue above $\varepsilon$ and
-#    makes the spikes impossible; EM with it climbs no fixed objective exactly (section 8
-#    counts the steps that go down).
+#    I\}$ it does have one, but EM with `reg_covar` does not aim at it: for fixed
+#    responsibilities, the maximiser of $Q$ over that set clips each eigenvalue $\lambda$ of
+#    the weighted scatter $S_k$ at $\max(\lambda, \varepsilon)$, while $S_k + \varepsilon I$
+#    shifts all of them, the large ones too. `reg_covar` is a heuristic that keeps every
+#    eigenvalue above $\varepsilon$ and makes the spikes impossible; EM with it climbs no fixed
+#    objective exactly (section 8 counts the steps that go down).
 # 6. With one more component a mixture can reproduce the smaller one (zero weight), so the
 #    *maximum* training likelihood never drops as $K$ grows (EM's local maxima can), and it
 #    keeps rising by fitting the sample's noise. BIC charges for parameters; held-out data

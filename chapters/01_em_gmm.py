@@ -94,8 +94,8 @@ BIC_TOL, BIC_MAX_ITER = 1e-6, 1_000  # EM runs when choosing K
 # Mixtures on pixels
 DATASETS = ["mnist", "fashion-mnist"]
 K_VALUES = [5, 10, 15]  # components per mixture
-N_PIXEL_TRAIN = config.pick(full=20_000, quick=2_000)  # training images per dataset
-N_PIXEL_TEST = config.pick(full=10_000, quick=2_000)  # test images, for NMI and held-out fit
+N_PIXEL_TRAIN = config.pick(full=20_000, quick=1_000)  # training images per dataset
+N_PIXEL_TEST = config.pick(full=10_000, quick=1_000)  # test images, for NMI and held-out fit
 PIXEL_MAX_ITER = config.pick(full=100, quick=15)  # EM iterations at most
 PIXEL_TOL = 5e-2  # nats per image (of about 500): the curves are flat by then
 PIXEL_REG_COVAR = 1e-2  # variance floor per pixel (a standard deviation of 0.1)

@@ -25,23 +25,25 @@
 #
 # **What you'll do**
 #
-# - derive the E-step (responsibilities, by Bayes' rule) and the M-step (weights, means and
-#   covariances, by setting gradients to zero);
-# - write `log_gaussian`, `e_step`, `m_step` and `log_likelihood` yourself, each checked
-#   against known answers;
+# - derive the E-step (responsibilities, by Bayes' rule) and write it; derive the M-step
+#   (weights, means and covariances, by setting gradients to zero) and write it;
+# - write `log_gaussian`, `e_step`, `m_step` and the k-means++ seeding `kmeans_plusplus`
+#   yourself, each checked against known answers or, for the random seeding, against the
+#   properties and the distribution every correct version has;
 # - watch EM separate overlapping 2-D blobs, iteration by iteration, and verify that the
 #   log-likelihood never goes down;
-# - compare initialisations (random, k-means++, k-means), break EM with a singular covariance
-#   and repair it with `reg_covar`, and choose the number of components by BIC and by
-#   held-out likelihood;
+# - compare initialisations (random, k-means++, k-means), see k-means appear as the limit of
+#   EM when a shared variance shrinks to zero, break EM with a singular covariance and repair
+#   it with `reg_covar`, and choose the number of components by BIC and by held-out likelihood;
 # - fit mixtures of 5, 10 and 15 Gaussians straight on pixels, look at their means and their
 #   samples, and measure how well the components match the classes (NMI).
 #
 # **What you'll learn**
 #
-# - why responsibilities must be computed in log space (log-sum-exp);
+# - why log-densities need a Cholesky factor and responsibilities need log-sum-exp;
 # - where the M-step formulas come from, including the Lagrange multiplier for the weights;
-# - why a Gaussian mixture's likelihood can go to infinity, and what `reg_covar` does about it;
+# - why a Gaussian mixture's likelihood can go to infinity, and what `reg_covar` does (and
+#   does not do) about it;
 # - what a diagonal Gaussian on pixels can and cannot represent, which motivates the latent
 #   spaces of the later chapters.
 #
@@ -56,9 +58,9 @@
 # ## Setup
 #
 # One cell imports the course package by module, fixes the seeds, holds the linear-algebra
-# library to the machine's cores, and sets every size this chapter uses. Quick mode
-# (`GAE_COURSE_QUICK=1`, used by the test suite) only shrinks the pixel experiments and the
-# number of repeated fits; the toy data are the same in both modes.
+# library to the machine's cores, and sets every size this chapter uses (it prints them all).
+# Quick mode (`GAE_COURSE_QUICK=1`, used by the test suite) only shrinks the pixel experiments
+# and the number of repeated fits; the toy data are the same in both modes.
 
 # %%
 import time
@@ -76,26 +78,39 @@ config.limit_blas_threads()
 
 # 2-D toy data (cheap: identical in both modes)
 N_TOY = 1_500  # points drawn from the four true blobs
-N_GRID = 900  # points on a 3 x 3 grid of blobs, for comparing initialisations
 TOY_MAX_ITER = 500  # EM iterations at most, for the from-scratch loop
 TOY_TOL = 1e-8  # stop when the mean log-likelihood per point rises by less than this
-K_RANGE = list(range(1, 9))  # candidate numbers of components when choosing K
+MATCH_RADIUS = 0.5  # a true blob is "found" when a fitted mean is this close to its mean
+N_GRID = 900  # points on a 3 x 3 grid of blobs, for comparing initialisations
+N_SEED_DRAWS = 200  # k-means++ and uniform seedings drawn, to count how often all blobs are hit
 N_INIT_SEEDS = config.pick(full=20, quick=5)  # seeds per initialisation method
+INIT_TOL, INIT_MAX_ITER = 1e-6, 2_000  # EM runs of the initialisation comparison: to convergence
+SIGMAS = np.logspace(0.5, -2, 11)  # shared standard deviations, for the k-means limit of EM
+N_DUPLICATES = 40  # copies of one record added to the toy data (section 6)
+REG_COVAR_VALUES = np.logspace(-1, -10, 10)  # reg_covar values of the duplicated-points curve
+K_RANGE = list(range(1, 9))  # candidate numbers of components when choosing K
 N_INIT_BIC = config.pick(full=3, quick=1)  # EM restarts per K when choosing K
+BIC_TOL, BIC_MAX_ITER = 1e-6, 1_000  # EM runs when choosing K
 
 # Mixtures on pixels
 DATASETS = ["mnist", "fashion-mnist"]
 K_VALUES = [5, 10, 15]  # components per mixture
-N_PIXEL_TRAIN = config.pick(full=20_000, quick=2_000)  # training images per dataset
-N_PIXEL_TEST = config.pick(full=10_000, quick=2_000)  # test images, for NMI and held-out fit
+N_PIXEL_TRAIN = config.pick(full=20_000, quick=1_000)  # training images per dataset
+N_PIXEL_TEST = config.pick(full=10_000, quick=1_000)  # test images, for NMI and held-out fit
 PIXEL_MAX_ITER = config.pick(full=100, quick=15)  # EM iterations at most
 PIXEL_TOL = 5e-2  # nats per image (of about 500): the curves are flat by then
 PIXEL_REG_COVAR = 1e-2  # variance floor per pixel (a standard deviation of 0.1)
+N_SAMPLES_SHOWN = 8  # samples drawn per component, and per mixture (times 1.5), in the figures
 
+SETTINGS = ["N_TOY", "TOY_MAX_ITER", "TOY_TOL", "MATCH_RADIUS", "N_GRID", "N_SEED_DRAWS",
+            "N_INIT_SEEDS", "INIT_TOL", "INIT_MAX_ITER", "SIGMAS", "N_DUPLICATES",
+            "REG_COVAR_VALUES", "K_RANGE", "N_INIT_BIC", "BIC_TOL", "BIC_MAX_ITER", "DATASETS",
+            "K_VALUES", "N_PIXEL_TRAIN", "N_PIXEL_TEST", "PIXEL_MAX_ITER", "PIXEL_TOL",
+            "PIXEL_REG_COVAR", "N_SAMPLES_SHOWN"]
 print(f"mode: {config.mode()}")
-for name in ["N_TOY", "N_GRID", "TOY_MAX_ITER", "K_RANGE", "N_INIT_SEEDS", "N_INIT_BIC", "K_VALUES",
-             "N_PIXEL_TRAIN", "N_PIXEL_TEST", "PIXEL_MAX_ITER", "PIXEL_TOL", "PIXEL_REG_COVAR"]:
-    print(f"  {name:15s} = {globals()[name]}")
+with np.printoptions(precision=3):
+    for name in SETTINGS:
+        print(f"  {name:16s} = {globals()[name]}")
 
 # %% [markdown]
 # ## 1. The model
@@ -125,114 +140,29 @@ for name in ["N_TOY", "N_GRID", "TOY_MAX_ITER", "K_RANGE", "N_INIT_SEEDS", "N_IN
 # (x-\mu)^\top\Sigma^{-1}(x-\mu) = \lVert L^{-1}(x-\mu)\rVert^2 ,
 # $$
 #
-# where $L^{-1}(x-\mu)$ is one triangular solve. $\det\Sigma$ itself under- or overflows
-# as soon as $d$ is in the hundreds (a product of 784 variances of 0.01 is $10^{-1568}$), its
-# logarithm does not.
-#
-# **Responsibilities, by Bayes' rule.** Given a point, how likely is it that component $k$
-# generated it?
-#
-# $$
-# \gamma_{ik} = p(z_i = k \mid x_i)
-# = \frac{\pi_k\, \mathcal N(x_i \mid \mu_k, \Sigma_k)}{\sum_{j=1}^K \pi_j\, \mathcal N(x_i \mid \mu_j, \Sigma_j)} .
-# $$
-#
-# **Why log-sum-exp.** In 784 dimensions $\log \mathcal N(x_i \mid \mu_k, \Sigma_k)$ is
-# easily $-2000$, and `np.exp(-2000)` is exactly `0.0` in float64 (anything below about
-# $-745$ is). The ratio above becomes $0/0$. So work with
-# $a_{ik} = \log\pi_k + \log\mathcal N(x_i \mid \mu_k, \Sigma_k)$ and
-#
-# $$
-# \log\gamma_{ik} = a_{ik} - \operatorname{LSE}_j(a_{ij}),
-# \qquad
-# \operatorname{LSE}_j(a_{ij}) = m_i + \log\sum_j e^{a_{ij} - m_i},\quad m_i = \max_j a_{ij}.
-# $$
-#
-# Subtracting the maximum changes nothing mathematically, but now the largest term is
-# $e^0 = 1$: the sum is at least 1 and its log is finite. The same
-# $\operatorname{LSE}_j(a_{ij}) = \log p(x_i)$ is each point's log-likelihood.
-#
-# **The log-likelihood** of $n$ points,
-#
-# $$
-# \ell(\theta) = \sum_{i=1}^n \log \sum_{k=1}^K \pi_k\, \mathcal N(x_i \mid \mu_k, \Sigma_k),
-# $$
-#
-# has a log of a sum: setting its gradient to zero gives equations in which every parameter
-# depends on all the others through $\gamma_{ik}$. There is no closed-form maximiser.
-#
-# ## 2. EM: two easy steps instead of one hard one
-#
-# Had we observed $z_i$, the *complete-data* log-likelihood
-# $\sum_i \log \pi_{z_i} + \log\mathcal N(x_i \mid \mu_{z_i}, \Sigma_{z_i})$ would be easy: each
-# component would be fitted to its own points. We don't observe $z_i$, so EM takes its
-# expectation under the current responsibilities:
-#
-# - **E-step:** with the current parameters, compute $\gamma_{ik}$ for every point and component.
-# - **M-step:** holding $\gamma_{ik}$ fixed, maximise the expected complete-data log-likelihood
-#
-# $$
-# Q(\theta) = \sum_{i=1}^n \sum_{k=1}^K \gamma_{ik}\,\bigl[\log\pi_k + \log \mathcal N(x_i \mid \mu_k, \Sigma_k)\bigr].
-# $$
-#
-# $Q$ splits into one term per parameter, each with a closed-form maximiser. Write
-# $N_k = \sum_i \gamma_{ik}$, the (soft) number of points component $k$ owns.
-#
-# **Means.** Using $\partial_\mu\, (x-\mu)^\top\Sigma^{-1}(x-\mu) = -2\Sigma^{-1}(x-\mu)$,
-#
-# $$
-# \frac{\partial Q}{\partial \mu_k} = \sum_i \gamma_{ik}\, \Sigma_k^{-1}(x_i - \mu_k) = 0
-# \quad\Longrightarrow\quad
-# \mu_k = \frac{1}{N_k}\sum_i \gamma_{ik}\, x_i .
-# $$
-#
-# **Covariances.** Differentiate with respect to the precision $\Lambda_k = \Sigma_k^{-1}$,
-# using $\partial_\Lambda \log\det\Lambda = \Lambda^{-1}$ and
-# $\partial_\Lambda\, a^\top \Lambda a = a a^\top$ (both for symmetric $\Lambda$):
-#
-# $$
-# \frac{\partial Q}{\partial \Lambda_k} = \sum_i \gamma_{ik}\Bigl[\tfrac12 \Lambda_k^{-1} - \tfrac12 (x_i-\mu_k)(x_i-\mu_k)^\top\Bigr] = 0
-# \quad\Longrightarrow\quad
-# \Sigma_k = \frac{1}{N_k}\sum_i \gamma_{ik}\,(x_i-\mu_k)(x_i-\mu_k)^\top .
-# $$
-#
-# (Divide by $N_k$, not $N_k - 1$: this is the maximum-likelihood estimate.)
-#
-# **Weights.** Maximise $\sum_k N_k \log \pi_k$ subject to $\sum_k \pi_k = 1$ with a
-# Lagrange multiplier $\lambda$:
-#
-# $$
-# \frac{\partial}{\partial \pi_k}\Bigl[\sum_j N_j \log\pi_j + \lambda\bigl(1 - \sum_j \pi_j\bigr)\Bigr]
-# = \frac{N_k}{\pi_k} - \lambda = 0
-# \;\Rightarrow\; \pi_k = \frac{N_k}{\lambda},
-# \qquad \sum_k \pi_k = 1 \;\Rightarrow\; \lambda = \sum_k N_k = n,
-# \qquad \pi_k = \frac{N_k}{n}.
-# $$
-#
-# (The constraint $\pi_k \ge 0$ holds by itself, since $N_k \ge 0$.)
-#
-# **In practice** a small `reg_covar` is added to each covariance's diagonal,
-# $\Sigma_k + \varepsilon I$, for reasons section 6 makes vivid. Strictly, that update no
-# longer maximises $Q$, so the guarantee below is exact only for $\varepsilon = 0$ (section 8
-# shows what a large $\varepsilon$ does to it).
-#
-# **The log-likelihood never decreases.** Each EM iteration gives
-# $\ell(\theta^{\text{new}}) \ge \ell(\theta^{\text{old}})$, with equality only at a
-# stationary point. Chapter 2 proves it: $\ell(\theta)$ equals a lower bound (the ELBO) plus a
-# KL divergence; the E-step makes the KL term zero, the M-step raises the bound. Here we only
-# check it numerically, at every iteration. EM finds a *local* maximum: where it ends depends
-# on where it starts (section 5).
+# where $L^{-1}(x-\mu)$ is one triangular solve. Why not $\det\Sigma$ itself? It is a product
+# of $d$ eigenvalues, and in hundreds of dimensions that product leaves the range of float64.
+# For pixel-like variances, $\Sigma = 0.01\, I$ in $d = 784$ dimensions:
+
+# %%
+d_pixels = 784
+covariance_pixels = 0.01 * np.eye(d_pixels)
+print(f"np.linalg.det(0.01 I_784)       = {np.linalg.det(covariance_pixels)}")
+print(f"true value                      = 10^{d_pixels * np.log10(0.01):.0f}")
+print(f"smallest positive float64       = {np.finfo(float).smallest_subnormal:.3g}")
+print(f"log det by Cholesky, 2 sum log L_jj = "
+      f"{2 * np.sum(np.log(np.diag(np.linalg.cholesky(covariance_pixels)))):.2f}")
+print(f"log det by np.linalg.slogdet        = {np.linalg.slogdet(covariance_pixels)[1]:.2f}")
+assert np.linalg.det(covariance_pixels) == 0.0
 
 # %% [markdown]
-# ## 3. Exercises: build EM's kernels
-#
-# Write each function between the solution markers, then run the cell below it: the check
-# calls your function on small cases with known answers and either prints that all cases
-# pass or says precisely what is off (which quantity, which entry, and a hint when the answer
-# matches a typical mistake). Use full covariance matrices and plain NumPy.
+# `np.linalg.det` returns exactly `0.0`, so `np.log` of it is $-\infty$; its logarithm, from
+# the Cholesky diagonal or `np.linalg.slogdet`, is an ordinary number (the two printed lines
+# agree).
 #
 # **Exercise 1.** The log-density of one Gaussian at every row of `X`. Use the Cholesky
-# factor as in section 1, not `np.linalg.inv` or `np.linalg.det`.
+# factor as above, not `np.linalg.inv` or `np.linalg.det`: one of the check's cases is a
+# 300-dimensional Gaussian whose determinant underflows to 0.0.
 
 # %%
 def log_gaussian(X, mean, covariance):
@@ -264,6 +194,54 @@ checks.log_gaussian(log_gaussian)
 
 
 # %% [markdown]
+# ## 2. The E-step: who owns each point
+#
+# **Responsibilities, by Bayes' rule.** Given a point, how likely is it that component $k$
+# generated it?
+#
+# $$
+# \gamma_{ik} = p(z_i = k \mid x_i)
+# = \frac{\pi_k\, \mathcal N(x_i \mid \mu_k, \Sigma_k)}{\sum_{j=1}^K \pi_j\, \mathcal N(x_i \mid \mu_j, \Sigma_j)} .
+# $$
+#
+# **Why log-sum-exp.** A point far from a component has a log-density far below zero, and in
+# hundreds of dimensions log-densities are easily hundreds of nats away from zero, in either
+# direction (section 8's pixel densities are large and *positive*). float64 cannot hold
+# the exponential of such numbers:
+
+# %%
+with np.errstate(over="ignore"):
+    for a in (-2000.0, -746.0, -745.0, -700.0, 700.0, 709.0, 710.0):
+        print(f"np.exp({a:7.1f}) = {np.exp(a):.3g}")
+print(f"log of the smallest positive float64: {np.log(np.finfo(float).smallest_subnormal):.1f}")
+print(f"log of the largest float64:           {np.log(np.finfo(float).max):.1f}")
+with np.errstate(over="ignore"):
+    assert np.exp(-746.0) == 0.0 and np.exp(-745.0) > 0.0
+    assert np.isinf(np.exp(710.0)) and np.isfinite(np.exp(709.0))
+
+# %% [markdown]
+# Below about $-745$ `np.exp` returns exactly `0.0`, above about $709$ it returns `inf`. If
+# every term of the denominator underflows, the ratio above becomes $0/0$; if one overflows,
+# $\infty/\infty$: NaN either way. So work with
+# $a_{ik} = \log\pi_k + \log\mathcal N(x_i \mid \mu_k, \Sigma_k)$ and
+#
+# $$
+# \log\gamma_{ik} = a_{ik} - \operatorname{LSE}_j(a_{ij}),
+# \qquad
+# \operatorname{LSE}_j(a_{ij}) = m_i + \log\sum_j e^{a_{ij} - m_i},\quad m_i = \max_j a_{ij}.
+# $$
+#
+# Subtracting the maximum changes nothing mathematically, but now the largest term is
+# $e^0 = 1$: the sum is at least 1 and at most $K$, and its log is finite. The same
+# $\operatorname{LSE}_j(a_{ij}) = \log p(x_i)$ is each point's log-likelihood, so the E-step
+# returns it too: its average over the points,
+#
+# $$
+# \frac1n\,\ell(\theta) = \frac1n \sum_{i=1}^n \log \sum_{k=1}^K \pi_k\, \mathcal N(x_i \mid \mu_k, \Sigma_k),
+# $$
+#
+# is the number EM must never lower.
+#
 # **Exercise 2.** The E-step: log-responsibilities $\log\gamma_{ik}$ and each point's
 # $\log p(x_i)$, both through log-sum-exp with the max trick (no `scipy`). You may build on
 # your `log_gaussian`; if it does not pass yet, the verified
@@ -304,6 +282,70 @@ checks.e_step(e_step)
 
 
 # %% [markdown]
+# ## 3. The M-step: refit each component to the points it owns
+#
+# The log-likelihood $\ell(\theta)$ has a log of a sum: setting its gradient to zero gives
+# equations in which every parameter depends on all the others through $\gamma_{ik}$. There is
+# no closed-form maximiser. Had we observed $z_i$, the *complete-data* log-likelihood
+# $\sum_i \log \pi_{z_i} + \log\mathcal N(x_i \mid \mu_{z_i}, \Sigma_{z_i})$ would be easy: each
+# component would be fitted to its own points. We don't observe $z_i$, so EM takes its
+# expectation under the current responsibilities:
+#
+# - **E-step:** with the current parameters, compute $\gamma_{ik}$ for every point and
+#   component (exercise 2).
+# - **M-step:** holding $\gamma_{ik}$ fixed, maximise the expected complete-data log-likelihood
+#
+# $$
+# Q(\theta) = \sum_{i=1}^n \sum_{k=1}^K \gamma_{ik}\,\bigl[\log\pi_k + \log \mathcal N(x_i \mid \mu_k, \Sigma_k)\bigr].
+# $$
+#
+# $Q$ splits into one term per parameter, each with a closed-form maximiser. Write
+# $N_k = \sum_i \gamma_{ik}$, the (soft) number of points component $k$ owns.
+#
+# **Means.** Using $\partial_\mu\, (x-\mu)^\top\Sigma^{-1}(x-\mu) = -2\Sigma^{-1}(x-\mu)$,
+#
+# $$
+# \frac{\partial Q}{\partial \mu_k} = \sum_i \gamma_{ik}\, \Sigma_k^{-1}(x_i - \mu_k) = 0
+# \quad\Longrightarrow\quad
+# \mu_k = \frac{1}{N_k}\sum_i \gamma_{ik}\, x_i .
+# $$
+#
+# **Covariances.** Differentiate with respect to the precision $\Lambda_k = \Sigma_k^{-1}$.
+# Treating the $d^2$ entries of $\Lambda$ as free variables, $\partial_\Lambda \log\det\Lambda
+# = \Lambda^{-\top} = \Lambda^{-1}$ and $\partial_\Lambda\, a^\top \Lambda a = a a^\top$, so the
+# unconstrained gradient is
+#
+# $$
+# G_k = \frac{\partial Q}{\partial \Lambda_k} = \sum_i \gamma_{ik}\Bigl[\tfrac12 \Lambda_k^{-1} - \tfrac12 (x_i-\mu_k)(x_i-\mu_k)^\top\Bigr] = 0
+# \quad\Longrightarrow\quad
+# \Sigma_k = \frac{1}{N_k}\sum_i \gamma_{ik}\,(x_i-\mu_k)(x_i-\mu_k)^\top .
+# $$
+#
+# $\Lambda_k$ is symmetric, though, so $\Lambda_{jl}$ and $\Lambda_{lj}$ are one variable; the
+# gradient with respect to the $d(d+1)/2$ free entries of a symmetric matrix is
+# $G + G^\top - \operatorname{diag}(G) = 2G - \operatorname{diag}(G)$ for a symmetric $G$.
+# That map is invertible (it doubles the off-diagonal entries and keeps the diagonal), so the
+# symmetric gradient is zero exactly when $G$ is: both give the same stationary point, the
+# $\Sigma_k$ above. (Divide by $N_k$, not $N_k - 1$: this is the maximum-likelihood estimate.)
+#
+# **Weights.** Maximise $\sum_k N_k \log \pi_k$ subject to $\sum_k \pi_k = 1$ with a
+# Lagrange multiplier $\lambda$:
+#
+# $$
+# \frac{\partial}{\partial \pi_k}\Bigl[\sum_j N_j \log\pi_j + \lambda\bigl(1 - \sum_j \pi_j\bigr)\Bigr]
+# = \frac{N_k}{\pi_k} - \lambda = 0
+# \;\Rightarrow\; \pi_k = \frac{N_k}{\lambda},
+# \qquad \sum_k \pi_k = 1 \;\Rightarrow\; \lambda = \sum_k N_k = n,
+# \qquad \pi_k = \frac{N_k}{n}.
+# $$
+#
+# (The constraint $\pi_k \ge 0$ holds by itself, since $N_k \ge 0$.)
+#
+# **In practice** a small `reg_covar` is added to each covariance's diagonal,
+# $\Sigma_k + \varepsilon I$, for reasons section 6 makes vivid. Strictly, that update no
+# longer maximises $Q$, so the guarantee below is exact only for $\varepsilon = 0$ (section 8
+# shows what a large $\varepsilon$ does to it).
+#
 # **Exercise 3.** The M-step: weights, means and covariances from responsibilities, with
 # `reg_covar` added to the diagonal of every covariance.
 
@@ -341,23 +383,14 @@ def m_step(X, resp, reg_covar):
 
 checks.m_step(m_step)
 
-
 # %% [markdown]
-# **Exercise 4.** The mean log-likelihood per sample, $\frac1n \sum_i \log p(x_i)$: the
-# number EM must never lower.
-
-# %%
-def log_likelihood(X, weights, means, covariances):
-    """Mean log-likelihood per sample, (1/n) sum_i log p(x_i), as a float."""
-    ### BEGIN SOLUTION
-    _, log_prob_norm = e_step(X, weights, means, covariances)
-    return float(np.mean(log_prob_norm))
-    ### END SOLUTION
-
-
-checks.log_likelihood(log_likelihood)
-
-# %% [markdown]
+# **The log-likelihood never decreases.** Each EM iteration (exact M-step, $\varepsilon = 0$)
+# gives $\ell(\theta^{\text{new}}) \ge \ell(\theta^{\text{old}})$, with equality only at a
+# stationary point. Chapter 2 proves it: $\ell(\theta)$ equals a lower bound (the ELBO) plus a
+# KL divergence; the E-step makes the KL term zero, the M-step raises the bound. Here we only
+# check it numerically, at every iteration. EM finds a *local* maximum: where it ends depends
+# on where it starts (section 5).
+#
 # From here on the chapter uses the package's verified kernels, `mixture.e_step`,
 # `mixture.m_step` and `mixture.log_likelihood`, so one wrong answer above does not break
 # the rest. They compute the same things as yours; `mixture.e_step` takes the Cholesky
@@ -399,9 +432,10 @@ print(f"true mean log-likelihood per point: "
 
 # %% [markdown]
 # A deliberately poor start: all four means close to the centre of the data, every
-# covariance a small circle, equal weights. Then EM, written out: an E-step, an M-step, and
-# the log-likelihood after each iteration. We run exact EM, `reg_covar = 0`, so the
-# guarantee of section 2 applies to the letter: the `assert` checks it at every step.
+# covariance a small circle, equal weights. Then EM, written out: an E-step, an M-step, the
+# log-likelihood after each iteration, and the stopping rule: stop when an iteration raises
+# the mean log-likelihood by less than `TOY_TOL`. We run exact EM, `reg_covar = 0`, so the
+# guarantee of section 3 applies to the letter: the `assert` checks it at every step.
 
 # %%
 K_TOY = N_BLOBS
@@ -436,9 +470,7 @@ assert smallest_step >= -1e-9, "EM lowered the log-likelihood: a bug in e_step o
 # %% [markdown]
 # Each panel shows the components after that many iterations: ellipses at one and two
 # standard deviations, more transparent for a smaller weight. Watch the four circles in the
-# centre stretch, turn and drift apart. Three components find a blob each within a few
-# iterations; the fourth is left in between, owning little, until it slides onto the last
-# blob and the others shrink to fit theirs.
+# centre stretch, turn and drift apart, and count the blobs that have an ellipse of their own.
 
 # %%
 shown = [t for t in (0, 1, 2, 5, 10, 15, 20, 50) if t < final_iteration] + [final_iteration]
@@ -463,14 +495,49 @@ fig.suptitle("EM from a poor start: the components after each iteration")
 fig.tight_layout()
 
 # %% [markdown]
-# The log-likelihood rises at every iteration. Left, the whole run: the first E- and M-step
-# fix most of the poor start. Right, from iteration 1 on: a slow climb while the fourth
-# component is stuck between blobs, a steep rise when it finds its blob, then a flat tail.
-# The dashed line is the log-likelihood of the true parameters that generated the data; EM
-# ends slightly *above* it, because it fits this particular sample.
+# The story of this run in numbers: after each iteration, how many true blobs are *found*
+# (a fitted mean within `MATCH_RADIUS` of the blob's mean), the smallest weight, and the gain
+# in mean log-likelihood over the previous iteration.
 
 # %%
+found = np.array([
+    np.sum(np.linalg.norm(snapshots[t][1][:, None] - TRUE_MEANS[None], axis=2).min(axis=0)
+           < MATCH_RADIUS)
+    for t in range(final_iteration + 1)
+])  # (iterations + 1,): true blobs with a fitted mean nearby
+gains = np.diff(toy_history, prepend=np.nan)
+print(f"{'iteration':>9s} {'blobs found':>12s} {'smallest weight':>16s} {'gain':>9s}")
+for t in range(final_iteration + 1):
+    if t <= 20 or t == final_iteration:
+        print(f"{t:9d} {found[t]:12d} {snapshots[t][0].min():16.3f} {gains[t]:9.4f}")
+first_two = int(np.argmax(found >= 2))  # first iteration with two blobs found
+first_all = int(np.argmax(found == N_BLOBS))
+stall = first_two + int(np.argmin(gains[first_two:first_all]))  # smallest gain in between
+burst = stall + int(np.argmax(gains[stall:first_all + 1]))
+print(f"\ntwo blobs found at iteration {first_two}, all {N_BLOBS} at iteration {first_all}")
+print(f"in between, the gain falls to {gains[stall]:.4f} (iteration {stall}) and then rises "
+      f"to {gains[burst]:.4f} (iteration {burst}); smallest weight at the stall: "
+      f"{snapshots[stall][0].min():.3f}")
 true_ll = mixture.log_likelihood(X_toy, TRUE_WEIGHTS, TRUE_MEANS, TRUE_COVARIANCES)
+print(f"final log-likelihood {toy_history[-1]:.4f}, of the true parameters {true_ll:.4f}")
+assert found[-1] == N_BLOBS and first_two <= 10 and first_all - first_two >= 5
+assert snapshots[stall][0].min() < 0.1  # one component owns little during the stall
+assert gains[burst] > 5 * gains[stall]  # a stall, then a burst
+assert toy_history[-1] > true_ll  # EM fits this sample better than the truth does
+
+# %% [markdown]
+# Two blobs are found within the first few iterations; the other two components sit between
+# the remaining blobs, one of them owning little, and the gain per iteration falls: EM is
+# stalled. Then they slide onto their blobs and the gain rises again (the iterations are in
+# the last two printed lines), and the run ends in a flat tail.
+#
+# The curves below show the same run: left, all of it (the first E- and M-step fix most of
+# the poor start); right, from iteration 1 on, where the stall and the burst are visible as a
+# shallow stretch and a steeper one. The dashed line is the log-likelihood of the true
+# parameters that generated the data; EM ends *above* it (printed above), because it fits this
+# particular sample.
+
+# %%
 fig, axes = plt.subplots(1, 2, figsize=(11, 3.8))
 for ax, start in zip(axes, (0, 1)):
     plotting.plot_log_likelihood(
@@ -484,8 +551,8 @@ fig.suptitle("EM on the toy data: the log-likelihood never decreases")
 fig.tight_layout()
 
 # %% [markdown]
-# The package's `GaussianMixture` runs exactly this loop (with `tol` on the same per-point
-# gain). Started from the same parameters, it reaches the same optimum:
+# The package's `GaussianMixture` runs the same loop, with `tol` on the same per-point gain.
+# Started from the same parameters, does it end where ours did?
 
 # %%
 gmm_toy = mixture.GaussianMixture(
@@ -496,6 +563,9 @@ gmm_toy = mixture.GaussianMixture(
 print(f"our loop: {toy_history[-1]:.8f} after {final_iteration} iterations")
 print(f"package : {gmm_toy.score(X_toy):.8f} after {gmm_toy.n_iter_} iterations")
 assert abs(gmm_toy.score(X_toy) - toy_history[-1]) < 1e-6
+
+# %% [markdown]
+# It does: the two log-likelihoods agree to within $10^{-6}$ per point (the `assert`).
 
 # %% [markdown]
 # ## 5. Initialisation: k-means++
@@ -513,8 +583,98 @@ assert abs(gmm_toy.score(X_toy) - toy_history[-1]) < 1e-6
 # - `'kmeans'`: Lloyd's k-means run from k-means++ seeds, and EM started from its clusters
 #   (the default, here and in scikit-learn).
 #
-# The four blobs above are too easy to tell these apart: every start ends at the same
-# optimum. Nine blobs on a $3 \times 3$ grid, fitted with $K = 9$, are a harder test.
+# **Exercise 4.** k-means++ seeding. With $D(x)$ the distance from $x$ to the nearest seed
+# chosen so far:
+#
+# 1. draw the first seed uniformly among the rows of `X`: `rng.integers(n_samples)`;
+# 2. draw each next seed with probability $D(x_i)^2 / \sum_j D(x_j)^2$:
+#    `rng.choice(n_samples, p=...)`;
+# 3. after each new seed, update $D(x)^2$ as the minimum of the old value and the squared
+#    distance to the new seed (one pass over the data per seed, not one per pair of seeds).
+#
+# Use only `rng` for randomness (not `np.random`), so that a seeded run can be repeated. You
+# may assume `X` has at least `n_components` distinct rows. The seeding is random, so the
+# check cannot compare with one known answer: it tests what every correct k-means++ does
+# (distinct rows of `X`, one seed per group of identical points, the same seeds from the same
+# `rng`) and, over thousands of `rng`s, how often each pair of first and second seeds comes
+# out. The package's `mixture.kmeans_plusplus` is the *greedy* variant of scikit-learn: it
+# draws $2 + \lfloor\log K\rfloor$ candidates this way at each step and keeps the one that
+# lowers $\sum_i D(x_i)^2$ most.
+
+# %%
+def kmeans_plusplus(X, n_components, rng):
+    """k-means++ seeds: rows of X, each drawn with probability proportional to D(x)^2.
+
+    Parameters
+    ----------
+    X : ndarray of shape (n_samples, n_features)
+    n_components : int
+        Number of seeds, at most the number of distinct rows of X.
+    rng : numpy.random.Generator
+        The only source of randomness.
+
+    Returns
+    -------
+    centers : ndarray of shape (n_components, n_features)
+        X[indices].
+    indices : ndarray of shape (n_components,)
+        Integer row numbers of the seeds, in the order they were drawn.
+    """
+    ### BEGIN SOLUTION
+    n_samples = X.shape[0]
+    indices = np.empty(n_components, dtype=np.int64)
+    indices[0] = rng.integers(n_samples)
+    d2 = np.sum((X - X[indices[0]]) ** 2, axis=1)  # D(x)^2, to the nearest seed so far: (n,)
+    for c in range(1, n_components):
+        indices[c] = rng.choice(n_samples, p=d2 / d2.sum())
+        d2 = np.minimum(d2, np.sum((X - X[indices[c]]) ** 2, axis=1))
+    return X[indices], indices
+    ### END SOLUTION
+
+
+checks.kmeans_plusplus(kmeans_plusplus)
+
+# %% [markdown]
+# On the four blobs above, does the start matter? Each initialisation, from `N_INIT_SEEDS`
+# seeds, run to convergence; a run "ends at the best" when its final log-likelihood is within
+# $10^{-3}$ of the best of all runs.
+
+# %%
+INIT_METHODS = ["random", "random_from_data", "k-means++", "kmeans"]
+
+
+def fit_from_each_init(X, K):
+    """{init_params: [GaussianMixture fitted from seeds 0, 1, ...]} for each method."""
+    fits = {method: [] for method in INIT_METHODS}
+    for method in INIT_METHODS:
+        for seed in range(N_INIT_SEEDS):
+            fits[method].append(mixture.GaussianMixture(
+                K, init_params=method, random_state=seed, tol=INIT_TOL, max_iter=INIT_MAX_ITER,
+            ).fit(X))
+    return fits
+
+
+def runs_at_best(fits, best):
+    return {m: int(np.sum([g.lower_bound_ > best - 1e-3 for g in gs])) for m, gs in fits.items()}
+
+
+toy_init_fits = fit_from_each_init(X_toy, K_TOY)
+toy_best = max(g.lower_bound_ for gs in toy_init_fits.values() for g in gs)
+toy_at_best = runs_at_best(toy_init_fits, toy_best)
+for method in INIT_METHODS:
+    worst = min(g.lower_bound_ for g in toy_init_fits[method])
+    print(f"{method:17s}: {toy_at_best[method]:2d} of {N_INIT_SEEDS} runs end at the best "
+          f"({toy_best:.4f}); the worst at {worst:.4f}")
+if not config.is_quick():
+    assert all(toy_at_best[m] == N_INIT_SEEDS for m in ("random", "k-means++", "kmeans"))
+    assert N_INIT_SEEDS / 2 < toy_at_best["random_from_data"] < N_INIT_SEEDS
+
+# %% [markdown]
+# On these four blobs almost every start ends at the same optimum: only uniform seeds
+# (`'random_from_data'`) miss it now and then, when two seeds fall in one blob (in quick mode,
+# with fewer seeds, no run may miss). Nine blobs on a $3 \times 3$ grid, fitted with $K = 9$,
+# are a harder test. First the seeds alone: how often do the nine seeds fall in nine
+# different blobs, for uniform picks and for k-means++ (the package's)?
 
 # %%
 GRID_CENTERS = 4.0 * np.array([[i, j] for i in range(3) for j in range(3)], dtype=float)
@@ -523,21 +683,22 @@ grid_labels = rng.integers(K_GRID, size=N_GRID)
 X_grid = GRID_CENTERS[grid_labels] + rng.standard_normal((N_GRID, 2)) * [0.8, 0.5]
 
 seed_rng = np.random.default_rng(1)
-n_draws = 200
 covers_all = {"uniform random": 0, "k-means++": 0}
-for _ in range(n_draws):
+for _ in range(N_SEED_DRAWS):
     uniform_idx = seed_rng.choice(N_GRID, size=K_GRID, replace=False)
     _, plusplus_idx = mixture.kmeans_plusplus(X_grid, K_GRID, seed_rng)
     covers_all["uniform random"] += len(set(grid_labels[uniform_idx])) == K_GRID
     covers_all["k-means++"] += len(set(grid_labels[plusplus_idx])) == K_GRID
 for method, count in covers_all.items():
     print(f"{method:15s}: the {K_GRID} seeds fall in {K_GRID} different blobs in "
-          f"{count / n_draws:.0%} of {n_draws} draws")
+          f"{count / N_SEED_DRAWS:.0%} of {N_SEED_DRAWS} draws")
+assert covers_all["k-means++"] > 2 * covers_all["uniform random"]
 
 # %% [markdown]
-# One draw of each, on the data coloured by their true blob. Uniform picks (left) land
-# where the data are, blind to each other, so some blobs get two seeds and others none;
-# k-means++ seeds (right) spread out over the grid.
+# k-means++ hits every blob far more often than uniform picks (more than twice as often,
+# asserted). One draw of each, on the data coloured by their true blob: uniform picks land
+# where the data are, blind to each other, so look for blobs with two seeds and blobs with
+# none (the titles count the blobs hit); k-means++ seeds spread out over the grid.
 
 # %%
 fig, axes = plt.subplots(1, 2, figsize=(10, 4.4), sharex=True, sharey=True)
@@ -560,37 +721,48 @@ fig.tight_layout()
 # Then the whole fit, from each initialisation and several seeds, each run to convergence:
 
 # %%
-INIT_METHODS = ["random", "random_from_data", "k-means++", "kmeans"]
-init_fits = {method: [] for method in INIT_METHODS}
+init_fits = {}
 for method in tqdm(INIT_METHODS, desc="initialisations"):
-    for seed in range(N_INIT_SEEDS):
-        init_fits[method].append(
-            mixture.GaussianMixture(K_GRID, init_params=method, random_state=seed, tol=1e-6,
-                                    max_iter=2_000).fit(X_grid)
-        )
+    init_fits[method] = [
+        mixture.GaussianMixture(K_GRID, init_params=method, random_state=seed, tol=INIT_TOL,
+                                max_iter=INIT_MAX_ITER).fit(X_grid)
+        for seed in range(N_INIT_SEEDS)
+    ]
+# lower_bound_ is the log-likelihood of the parameters before the last M-step (as in
+# scikit-learn); at convergence it differs from the final one by less than tol.
 init_ll = {m: np.array([g.lower_bound_ for g in fits]) for m, fits in init_fits.items()}
 init_iters = {m: np.array([g.n_iter_ for g in fits]) for m, fits in init_fits.items()}
 
 best_ll = max(ll.max() for ll in init_ll.values())
+at_best = runs_at_best(init_fits, best_ll)
 print(f"best mean log-likelihood over all runs: {best_ll:.4f}\n")
-print(f"{'init_params':17s} {'best':>8s} {'worst':>8s} {'runs at the best (1e-3)':>24s} "
+print(f"{'init_params':17s} {'best':>8s} {'worst':>8s} {'mean':>8s} {'runs at the best (1e-3)':>24s} "
       f"{'median EM iterations':>21s}")
 for method in INIT_METHODS:
     ll = init_ll[method]
-    at_best = f"{np.sum(ll > best_ll - 1e-3)} of {len(ll)}"
-    print(f"{method:17s} {ll.max():8.4f} {ll.min():8.4f} {at_best:>24s} "
-          f"{np.median(init_iters[method]):21.0f}")
+    print(f"{method:17s} {ll.max():8.4f} {ll.min():8.4f} {ll.mean():8.4f} "
+          f"{at_best[method]:>13d} of {len(ll):<8d} {np.median(init_iters[method]):21.0f}")
+median_iters = {m: np.median(it) for m, it in init_iters.items()}
+mean_ll = {m: ll.mean() for m, ll in init_ll.items()}
+if not config.is_quick():
+    assert max(median_iters, key=median_iters.get) == "random"
+    assert min(mean_ll, key=mean_ll.get) == "random"
+    assert at_best["random_from_data"] < at_best["k-means++"]
+    for method in ("k-means++", "kmeans"):
+        assert at_best[method] > N_INIT_SEEDS / 2
+        assert median_iters[method] < min(median_iters["random"], median_iters["random_from_data"])
 
 # %% [markdown]
 # Left: the final log-likelihood of every run (one dot per seed); right: how many EM
-# iterations each run took. The `'random'` start is the worst on both counts: with random
-# soft responsibilities all components see nearly the same data and start nearly identical,
-# close to the symmetric fixed point where every component is the single Gaussian fit of all
-# the data. EM needs many iterations to break the symmetry, and then ends in a local
-# maximum. Uniform seeds (`'random_from_data'`) usually leave some blobs without a seed and
-# also end in local maxima; k-means++ and k-means reach the best value in most runs, in the
-# fewest iterations. In practice: use a k-means start and several restarts (`n_init`),
-# keeping the best.
+# iterations each run took. In the table above, the `'random'` start has the lowest mean and
+# the most iterations: with random soft responsibilities all components see nearly the same
+# data and start nearly identical, close to the symmetric fixed point where every component
+# is the single Gaussian fit of all the data, and EM needs many iterations to break the
+# symmetry before ending in a local maximum. Uniform seeds (`'random_from_data'`) often leave
+# some blobs without a seed (the seed count above) and end at the best less often than
+# k-means++; k-means++ and k-means end at the best in most runs, in fewer iterations than
+# either random start (all asserted in full mode). In practice: use a k-means start and
+# several restarts (`n_init`), keeping the best.
 
 # %%
 fig, axes = plt.subplots(1, 2, figsize=(12, 4))
@@ -607,15 +779,16 @@ axes[0].set_title("Where EM ends (dotted: best of all runs)")
 axes[1].set_ylabel("EM iterations")
 axes[1].set_yscale("log")
 axes[1].set_title("How long it takes")
-fig.suptitle(f"{N_INIT_SEEDS} seeds per initialisation, nine blobs, K = {K_GRID}, tol = 1e-6")
+fig.suptitle(f"{N_INIT_SEEDS} seeds per initialisation, nine blobs, K = {K_GRID}, "
+             f"tol = {INIT_TOL:g}")
 fig.tight_layout()
 
 # %% [markdown]
-# What these end points look like: the best run, one ellipse per blob; the worst run from
-# uniform seeds, a local maximum where two components share one blob while another stretches
-# over two (EM cannot move a component across the empty space between blobs, since every
-# small move lowers the likelihood); and the worst `'random'` run, where components that
-# started as copies of each other split the data into stripes.
+# What these end points look like: the best run, and the worst runs from uniform seeds and
+# from `'random'`. In the local maxima, look for a blob covered by two ellipses next to an
+# ellipse stretched over two blobs (EM cannot move a component across the empty space between
+# blobs, since every small move lowers the likelihood), and, after a `'random'` start, for
+# components that split the data into stripes.
 
 # %%
 worst_uniform = init_fits["random_from_data"][int(np.argmin(init_ll["random_from_data"]))]
@@ -635,6 +808,93 @@ fig.suptitle("The best fit and two local maxima of the likelihood")
 fig.tight_layout()
 
 # %% [markdown]
+# ### k-means is EM's limit as a shared variance shrinks
+#
+# Fix every weight at $1/K$ and every covariance at $\sigma^2 I$, and let EM update only the
+# means. The responsibilities become
+#
+# $$
+# \gamma_{ik} = \frac{\exp\bigl(-\lVert x_i - \mu_k\rVert^2 / 2\sigma^2\bigr)}
+#                    {\sum_j \exp\bigl(-\lVert x_i - \mu_j\rVert^2 / 2\sigma^2\bigr)} ,
+# $$
+#
+# a softmax of the negative squared distances with temperature $2\sigma^2$. As
+# $\sigma \to 0$ the nearest mean takes all the weight, $\gamma_{ik} \to 1$ for the nearest
+# $k$ and 0 for the others: the E-step becomes k-means' assignment step, and the M-step
+# $\mu_k = \sum_i\gamma_{ik}x_i / N_k$ becomes its update step (the mean of the points
+# assigned). EM's soft clustering turns into Lloyd's hard one (Bishop, PRML, section 9.3.2).
+# Below, from the same k-means++ seeds on the grid data, EM with a fixed $\sigma$ for each
+# value in `SIGMAS`, and Lloyd's k-means; for each $\sigma$, the mean entropy of a point's
+# responsibilities ($\log K$ when every component owns it equally, 0 for a hard assignment)
+# and the largest distance between EM's means and k-means' means.
+
+# %%
+def em_shared_sigma(X, means, sigma, max_iter=1_000, tol=1e-12):
+    """EM for the means only, weights 1/K and covariances sigma^2 I fixed: (means, resp)."""
+    K, d = means.shape
+    weights = np.full(K, 1.0 / K)
+    precisions_cholesky = np.tile(np.eye(d) / sigma, (K, 1, 1))  # (sigma^2 I)^-1 = L L^T
+    for _ in range(max_iter):
+        resp = np.exp(mixture.e_step(X, weights, means, precisions_cholesky)[0])  # (n, K)
+        new_means = resp.T @ X / resp.sum(axis=0)[:, None]
+        moved = np.max(np.abs(new_means - means))
+        means = new_means
+        if moved < tol:
+            break
+    return means, np.exp(mixture.e_step(X, weights, means, precisions_cholesky)[0])
+
+
+def lloyd(X, centers, max_iter=1_000):
+    """Lloyd's k-means from the given centres, until no assignment changes."""
+    for _ in range(max_iter):
+        labels = np.argmin(np.sum((X[:, None] - centers[None]) ** 2, axis=2), axis=1)
+        new_centers = np.stack([X[labels == k].mean(axis=0) for k in range(len(centers))])
+        if np.array_equal(new_centers, centers):
+            break
+        centers = new_centers
+    return centers
+
+
+seeds, _ = mixture.kmeans_plusplus(X_grid, K_GRID, np.random.default_rng(0))
+kmeans_means = lloyd(X_grid, seeds)
+entropy, mean_gap = [], []
+for sigma in SIGMAS:
+    em_means, resp = em_shared_sigma(X_grid, seeds, sigma)
+    entropy.append(max(0.0, -np.mean(np.sum(resp * np.log(np.where(resp > 0, resp, 1.0)), axis=1))))
+    mean_gap.append(np.max(np.abs(em_means - kmeans_means)))
+entropy, mean_gap = np.array(entropy), np.array(mean_gap)
+print(f"{'sigma':>7s} {'mean entropy of resp.':>22s} {'max |EM mean - k-means mean|':>29s}")
+for sigma, h, gap in zip(SIGMAS, entropy, mean_gap):
+    print(f"{sigma:7.3f} {h:22.2e} {gap:29.2e}")
+print(f"log K = {np.log(K_GRID):.3f}")
+assert entropy[0] > 0.9 * np.log(K_GRID)  # large sigma: every component owns every point
+assert np.all(np.diff(entropy) <= 1e-12)  # assignments harden as sigma shrinks
+assert entropy[-1] < 1e-6 and mean_gap[-1] < 1e-8  # small sigma: k-means, to rounding
+
+# %% [markdown]
+# At the largest $\sigma$ every component owns every point almost equally (the entropy is
+# close to $\log K$, printed) and the means are far from k-means'; as $\sigma$ shrinks the
+# entropy falls at every step, and at the smallest values EM's means *are* k-means' means, to
+# rounding error. In the figure, look for the $\sigma$ at which each curve drops, and compare
+# it with the spread of the blobs and the distance between them (the grid spacing).
+
+# %%
+fig, axes = plt.subplots(1, 2, figsize=(11, 3.8))
+axes[0].semilogx(SIGMAS, entropy, "o-")
+axes[0].axhline(np.log(K_GRID), color="k", ls=":", lw=1, label="log K (all equal)")
+axes[0].set_ylabel("mean entropy of a point's responsibilities [nats]")
+axes[0].set_title(r"Responsibilities harden as $\sigma$ shrinks")
+axes[0].legend()
+axes[1].loglog(SIGMAS, np.maximum(mean_gap, 1e-16), "o-", color="C1")
+axes[1].set_ylabel("max |EM mean - k-means mean|")
+axes[1].set_title("EM's means become k-means' means")
+for ax in axes:
+    ax.set_xlabel(r"shared standard deviation $\sigma$ (fixed)")
+    ax.invert_xaxis()
+fig.suptitle(rf"EM with covariances $\sigma^2 I$ and weights $1/K$ on the grid data, K = {K_GRID}")
+fig.tight_layout()
+
+# %% [markdown]
 # ## 6. Singular covariances and `reg_covar`
 #
 # The log-likelihood of a Gaussian mixture has no upper bound. Put a component's mean on a
@@ -645,13 +905,13 @@ fig.tight_layout()
 # and Machine Learning*, section 9.2.1.)
 #
 # EM finds such spikes when a component owns points with no spread in some direction:
-# duplicated records, a pixel that is always 0, fewer points than dimensions. Below, 40
-# copies of one record join the toy data. k-means gives them a cluster of their own, whose
-# covariance is then exactly zero.
+# duplicated records, a pixel that is always 0, fewer points than dimensions. Below,
+# `N_DUPLICATES` copies of one record join the toy data. k-means gives them a cluster of their
+# own, whose covariance is then exactly zero.
 
 # %%
 DUPLICATE = np.array([9.0, -3.0])
-X_dup = np.vstack([X_toy, np.tile(DUPLICATE, (40, 1))])
+X_dup = np.vstack([X_toy, np.tile(DUPLICATE, (N_DUPLICATES, 1))])
 
 try:
     mixture.GaussianMixture(K_TOY + 1, reg_covar=0.0, random_state=0).fit(X_dup)
@@ -665,28 +925,51 @@ spike = int(np.argmin(np.linalg.norm(gmm_dup.means_ - DUPLICATE, axis=1)))  # ne
 print(f"\nreg_covar=1e-6 -> fitted. The component on the duplicates: weight "
       f"{gmm_dup.weights_[spike]:.4f}, mean {gmm_dup.means_[spike].round(4)}, variances "
       f"{np.diag(gmm_dup.covariances_[spike])}")
+others = [k for k in range(K_TOY + 1) if k != spike]
+print(f"smallest variance of the other components: "
+      f"{min(np.linalg.eigvalsh(gmm_dup.covariances_[k]).min() for k in others):.3f}")
 assert np.all(np.isfinite(gmm_dup.score_samples(X_dup)))
+assert np.allclose(np.diag(gmm_dup.covariances_[spike]), 1e-6)
 
 # %% [markdown]
 # With `reg_covar = 0` the M-step produces a zero covariance and the Cholesky factorisation
 # fails, with a message that says what to do. With `reg_covar > 0` every variance is at
-# least `reg_covar`, so the spike has a finite height and EM carries on. How high? The
-# duplicates' log-density grows like $-\frac d2 \log(2\pi\,\varepsilon)$, so the mean
-# log-likelihood climbs without limit as `reg_covar` $= \varepsilon$ shrinks, while on the
-# toy data without duplicates it does not move:
+# least `reg_covar`, and the component on the duplicates has exactly that variance (printed),
+# so the spike has a finite height and EM carries on. How high? Each of the $m$ duplicates
+# has log-density about $\log\pi_k - \frac d2 \log(2\pi\,\varepsilon)$, so among the
+# $n$ points the mean log-likelihood grows by
+#
+# $$
+# \frac{m}{n}\cdot\frac d2\cdot\log 10 \quad\text{nats per factor of 10 less } \varepsilon
+# $$
+#
+# without limit as `reg_covar` $= \varepsilon$ shrinks, while on the toy data without
+# duplicates it barely moves. The cell fits both for each value in `REG_COVAR_VALUES` and
+# compares the measured slope with this formula.
 
 # %%
-reg_values = np.logspace(-1, -10, 10)
 ll_with_dup, ll_without = [], []
-for reg in tqdm(reg_values, desc="reg_covar"):
+for reg in tqdm(REG_COVAR_VALUES, desc="reg_covar"):
     ll_with_dup.append(mixture.GaussianMixture(K_TOY + 1, reg_covar=reg, random_state=0)
                        .fit(X_dup).score(X_dup))
     ll_without.append(mixture.GaussianMixture(K_TOY, reg_covar=reg, random_state=0)
                       .fit(X_toy).score(X_toy))
+ll_with_dup, ll_without = np.array(ll_with_dup), np.array(ll_without)
+predicted_slope = N_DUPLICATES / len(X_dup) * X_dup.shape[1] / 2 * np.log(10)
+measured_slope = np.diff(ll_with_dup)  # per factor of 10 less reg_covar
+print(f"predicted gain per factor of 10: (m/n)(d/2) log 10 = ({N_DUPLICATES}/{len(X_dup)})"
+      f"({X_dup.shape[1]}/2) log 10 = {predicted_slope:.4f} nats per point")
+print(f"measured gains, reg_covar from {REG_COVAR_VALUES[0]:g} to {REG_COVAR_VALUES[-1]:g}: "
+      f"{np.round(measured_slope, 4)}")
+print(f"without duplicates, from reg_covar = {REG_COVAR_VALUES[2]:g} on, the mean "
+      f"log-likelihood spans {np.ptp(ll_without[2:]):.2e} nats")
+assert np.allclose(measured_slope[2:], predicted_slope, atol=1e-3)  # reg_covar <= 1e-3
+assert np.ptp(ll_without[2:]) < 1e-3
 
 fig, ax = plt.subplots(figsize=(6.5, 4))
-ax.semilogx(reg_values, ll_with_dup, "o-", label=f"toy + 40 duplicates, K = {K_TOY + 1}")
-ax.semilogx(reg_values, ll_without, "s-", label=f"toy only, K = {K_TOY}")
+ax.semilogx(REG_COVAR_VALUES, ll_with_dup, "o-",
+            label=f"toy + {N_DUPLICATES} duplicates, K = {K_TOY + 1}")
+ax.semilogx(REG_COVAR_VALUES, ll_without, "s-", label=f"toy only, K = {K_TOY}")
 ax.invert_xaxis()
 ax.set_xlabel("reg_covar (smaller to the right)")
 ax.set_ylabel("mean log-likelihood per point")
@@ -695,17 +978,20 @@ ax.legend()
 fig.tight_layout()
 
 # %% [markdown]
-# The curve with duplicates is a straight line on this log axis: each factor of 10 less
-# `reg_covar` adds $\frac{40}{1540}\cdot\log 10 \approx 0.06$ nats per point, forever. So
-# `reg_covar` is part of the model, not a numerical detail: it is a floor on every variance,
-# and it should be set on the scale of the data (here $10^{-6}$ against variances of order 1;
-# for pixels in $[0, 1]$, section 8 uses $10^{-2}$).
+# The curve with duplicates is a straight line on this log axis once `reg_covar` is small
+# (from $10^{-3}$ on, the measured gains match the formula to $10^{-3}$ nats, asserted), and
+# it goes on rising forever; without duplicates the curve is flat there. So `reg_covar` is
+# part of the model, not a numerical detail: it is a floor on every variance, and it should
+# be set on the scale of the data (here $10^{-6}$ against the other components' variances,
+# the smallest printed two cells up; for pixels in $[0, 1]$, section 8 uses $10^{-2}$).
 
 # %% [markdown]
 # ## 7. Choosing the number of components
 #
-# More components never lower the *training* log-likelihood, so it cannot choose $K$. Two
-# fixes:
+# With one more component a mixture can reproduce the smaller one (give the new component
+# zero weight), so the *maximum* of the training log-likelihood never goes down as $K$ grows.
+# EM only finds local maxima, so a particular fit with more components can still score lower;
+# either way the training log-likelihood cannot choose $K$. Two fixes:
 #
 # - **BIC** (Bayesian information criterion, Schwarz 1978) penalises the parameter count
 #   $p$: $\mathrm{BIC} = -2\,\ell(\hat\theta) + p \log n$, lower is better. A full-covariance
@@ -721,32 +1007,37 @@ X_fit, X_val = X_toy[order[: 2 * N_TOY // 3]], X_toy[order[2 * N_TOY // 3 :]]
 
 bic, heldout = [], []
 for K in tqdm(K_RANGE, desc="K"):
-    gmm = mixture.GaussianMixture(K, n_init=N_INIT_BIC, random_state=K, tol=1e-6,
-                                  max_iter=1_000).fit(X_fit)
+    gmm = mixture.GaussianMixture(K, n_init=N_INIT_BIC, random_state=K, tol=BIC_TOL,
+                                  max_iter=BIC_MAX_ITER).fit(X_fit)
     bic.append(gmm.bic(X_fit))
     heldout.append(gmm.score(X_val))
 bic, heldout = np.array(bic), np.array(heldout)
 k_bic = K_RANGE[int(np.argmin(bic))]
 k_heldout = K_RANGE[int(np.argmax(heldout))]
+true_index = K_RANGE.index(N_BLOBS)
 
 print(f"{'K':>3s} {'BIC (train)':>12s} {'held-out log-lik.':>18s}")
 for K, b, h in zip(K_RANGE, bic, heldout):
     print(f"{K:3d} {b:12.1f} {h:18.4f}")
 print(f"\nK chosen by BIC: {k_bic};  K with the best held-out log-likelihood: {k_heldout};  "
       f"true number of blobs: {N_BLOBS}")
+rise = heldout[true_index] - heldout[true_index - 1]
+beyond = heldout[true_index + 1:] - heldout[true_index]
+print(f"held-out gain from K = {N_BLOBS - 1} to {N_BLOBS}: {rise:.4f}; beyond K = {N_BLOBS}, "
+      f"changes between {beyond.min():+.4f} and {beyond.max():+.4f} per point")
 if not config.is_quick():  # quick mode uses a single EM start per K
     assert k_bic == N_BLOBS, f"BIC chose K={k_bic}, expected {N_BLOBS}"
+    assert rise > 10 * np.abs(beyond).max()
 
 # %% [markdown]
-# BIC has a clear minimum at the true $K$. The held-out log-likelihood rises steeply up to
-# $K = 4$ and is then flat: extra components neither help nor hurt much, and its exact
-# maximum can land on 5 or 6 by chance. A common rule is therefore the smallest $K$ whose
-# held-out score is within noise of the best. On images (section 8) neither criterion stops
-# early: going from 10 to 15 components gains about 25 nats per test image, far more than
-# BIC's penalty of $\frac{p}{2n}\log n \approx 0.4$ nats per image for each extra
-# component's 1,569 parameters.
-# Images are not a mixture of a few Gaussians, so there is no "true $K$" to find: $K$
-# becomes a modelling choice.
+# BIC has its minimum at the true $K$ (asserted in full mode). The held-out log-likelihood
+# rises steeply up to $K = 4$ and is then flat: beyond it, the changes printed above are a
+# small fraction of the last rise (less than a tenth, asserted), so extra components neither
+# help nor hurt much, and its exact maximum can land above 4 by chance. A common rule is
+# therefore the smallest $K$ whose held-out score is within noise of the best. On images
+# (section 8) neither criterion stops early: section 8 measures how much 15 components gain
+# over 10 on test images, against BIC's penalty per extra component. Images are not a mixture
+# of a few Gaussians, so there is no "true $K$" to find: $K$ becomes a modelling choice.
 
 # %%
 fig, axes = plt.subplots(1, 2, figsize=(11, 3.8))
@@ -770,30 +1061,10 @@ fig.tight_layout()
 # Now the same algorithm on images, each flattened to a vector of $d = 28 \times 28 = 784$
 # pixel values in $[0, 1]$. Fitting a mixture with $K$ components is clustering the images
 # into $K$ groups, without labels; each component's mean is a "typical" image of its group.
-#
-# **Why diagonal covariances.** A full $784 \times 784$ covariance has
-# $784 \cdot 785 / 2 = 307{,}720$ free parameters per component, about 4.6 million for
-# $K = 15$, to be estimated from a component's share of the images (a few thousand), and
-# each E-step would need fifteen $784 \times 784$ Cholesky factors. Worse, many MNIST border
-# pixels are 0 in every image (the cell below counts them), so their variance is 0 and a
-# full covariance is singular: section 6's problem, in dozens of directions at once; and a
-# component owning fewer than 784 images has a singular covariance whatever the pixels do.
-# A *diagonal* covariance treats pixels as
-# independent given the component: 784 variances per component, cheap and always
-# invertible once `reg_covar` sets a floor. We use `covariance_type="diag"` with
-# `reg_covar = 1e-2` (each pixel's standard deviation at least 0.1). The alternative is to
-# project the images onto their first few dozen principal components (an `np.linalg.svd` of
-# the centred data) and fit full covariances there; chapter 5 does something in that
-# spirit, with a learned projection.
-#
-# The numbers: these are *densities* on $\mathbb R^{784}$, and pixels that never vary
-# contribute a constant $-\tfrac12\log(2\pi\cdot 0.01) \approx +1.38$ nats each. So the
-# log-likelihoods below are large and positive, depend on `reg_covar`, and cannot be compared
-# with the discrete log-likelihoods of binarised images in chapter 4.
-#
-# We fit on `N_PIXEL_TRAIN` training images (a random subset) and measure on test images.
-# Initialisation is `'k-means++'`: one pass to pick the seeds, where a full k-means run on
-# 784-dimensional images would cost more than EM itself.
+# We fit on `N_PIXEL_TRAIN` training images (a random subset) and measure on
+# `N_PIXEL_TEST` test images. The cell loads them and prints what decides the covariance
+# type: the size of a full covariance, how many images a component gets, and how many pixels
+# never vary.
 
 # %%
 pixel_data = {}
@@ -808,9 +1079,49 @@ for name in DATASETS:
         "X_test": test_images[test_idx].reshape(N_PIXEL_TEST, -1).astype(np.float64),
         "y_test": test_labels[test_idx],
     }
+n_pixels = pixel_data[DATASETS[0]]["X"].shape[1]
+full_cov_params = n_pixels * (n_pixels + 1) // 2
+print(f"a full covariance on {n_pixels} pixels: {full_cov_params:,} free parameters per "
+      f"component, {max(K_VALUES) * full_cov_params:,} for K = {max(K_VALUES)}")
+print(f"training images per component, on average: "
+      + ", ".join(f"{N_PIXEL_TRAIN / K:.0f} (K = {K})" for K in K_VALUES))
+zero_variance, below_floor = {}, {}
+for name in DATASETS:
     X = pixel_data[name]["X"]
+    zero_variance[name] = int(np.sum(X.var(axis=0) == 0))
+    below_floor[name] = int(np.sum(X.var(axis=0) < PIXEL_REG_COVAR))
     print(f"{name:14s} train {X.shape}, test {pixel_data[name]['X_test'].shape}; pixels with "
-          f"zero variance in the training subset: {np.sum(X.var(axis=0) == 0)} of {X.shape[1]}")
+          f"zero variance in the training subset: {zero_variance[name]} of {n_pixels}; with a "
+          f"variance below reg_covar = {PIXEL_REG_COVAR:g}: {below_floor[name]}")
+constant_pixel = -0.5 * np.log(2 * np.pi * PIXEL_REG_COVAR)
+print(f"log-density of a pixel that is always 0, variance {PIXEL_REG_COVAR:g}: "
+      f"{constant_pixel:+.2f} nats")
+if not config.is_quick():
+    assert zero_variance["mnist"] >= 24  # dozens of border pixels are always 0
+    assert zero_variance["fashion-mnist"] < zero_variance["mnist"]
+
+# %% [markdown]
+# **Why diagonal covariances.** A full $784 \times 784$ covariance has the number of free
+# parameters printed above (about $3 \times 10^5$ per component, millions for $K = 15$), to be
+# estimated from a component's share of the images (the averages printed above), and each
+# E-step would need one $784 \times 784$ Cholesky factor per component. Worse, dozens of MNIST
+# border pixels are 0 in every training image (counted above), so their variance is 0 and a
+# full covariance is singular: section 6's problem, in dozens of directions at once; and a
+# component owning fewer than 784 images has a singular covariance whatever the pixels do.
+# A *diagonal* covariance treats pixels as independent given the component: 784 variances per
+# component, cheap and always invertible once `reg_covar` sets a floor. We use
+# `covariance_type="diag"` with `reg_covar = 1e-2` (each pixel's standard deviation at least
+# 0.1). The alternative is to project the images onto their first few dozen principal
+# components (an `np.linalg.svd` of the centred data) and fit full covariances there;
+# chapter 5 does something in that spirit, with a learned projection.
+#
+# The numbers: these are *densities* on $\mathbb R^{784}$, and a pixel that never varies
+# contributes the constant printed last above, positive, to every image's log-density. So the
+# log-likelihoods below are large and positive, depend on `reg_covar`, and cannot be compared
+# with the discrete log-likelihoods of binarised images in chapter 4.
+#
+# Initialisation is `'k-means++'`: one pass over the data per seed, where a full k-means run
+# would add many passes over the 784-dimensional images before EM starts.
 
 # %%
 pixel_models, fit_seconds = {}, {}
@@ -831,11 +1142,16 @@ for name, K in tqdm(jobs, desc="pixel mixtures"):
 # %% [markdown]
 # ### How the fits went
 #
-# Train log-likelihood (the last EM iteration), test log-likelihood, iterations, fit time,
-# and the normalised mutual information (NMI) between the most responsible component of each
-# test image and its true class. NMI is 0 when the components tell nothing about the
-# classes and 1 when components and classes are the same partition, whatever the numbering
-# (scikit-learn's `normalized_mutual_info_score`, with the arithmetic-mean normalisation).
+# Train log-likelihood (`lower_bound_`, as in scikit-learn: the mean log-likelihood of the
+# parameters *before* the last M-step, within `tol` of the final one when EM has converged),
+# test log-likelihood, iterations, fit time, and the normalised mutual information (NMI)
+# between the most responsible component of each test image and its true class. NMI is 0 when
+# the components tell nothing about the classes and 1 when components and classes are the
+# same partition, whatever the numbering (scikit-learn's `normalized_mutual_info_score`, with
+# the arithmetic-mean normalisation),
+# $\mathrm{NMI} = I(Y; C) / \tfrac12\bigl(H(Y) + H(C)\bigr)$. Below the table: how much the
+# test log-likelihood gains from 10 to 15 components, against BIC's penalty for the extra
+# parameters.
 
 # %%
 nmi, train_ll, test_ll, n_iter = {}, {}, {}, {}
@@ -855,11 +1171,28 @@ for name, K in jobs:
           f"{n_iter[name, K]:11d} {str(gmm.converged_):>10s} {fit_seconds[name, K]:8.1f} "
           f"{nmi[name, K]:6.3f}")
 
+params_per_component = 2 * n_pixels + 1  # a mean and a variance per pixel, and a weight
+bic_penalty = (max(K_VALUES) - 10) * params_per_component * np.log(N_PIXEL_TRAIN) / (2 * N_PIXEL_TRAIN)
+print(f"\nBIC's penalty for going from K = 10 to {max(K_VALUES)} ({params_per_component} "
+      f"parameters per component), per training image, in log-likelihood units: "
+      f"{bic_penalty:.2f} nats")
+for name in DATASETS:
+    gain = test_ll[name, max(K_VALUES)] - test_ll[name, 10]
+    print(f"{name:14s}: test log-likelihood gain from K = 10 to {max(K_VALUES)}: "
+          f"{gain:.1f} nats per image")
+if not config.is_quick():
+    for name in DATASETS:
+        assert all(test_ll[name, a] < test_ll[name, b] for a, b in zip(K_VALUES, K_VALUES[1:]))
+        assert test_ll[name, max(K_VALUES)] - test_ll[name, 10] > 10 * bic_penalty
+    assert all(test_ll["fashion-mnist", K] < test_ll["mnist", K] for K in K_VALUES)
+
 # %% [markdown]
-# The EM curves: each starts at the k-means++ assignment, jumps in the first few
-# iterations, and flattens. More components reach a higher likelihood (on test images too,
-# in the table). Fashion-MNIST's values are lower: its images have more non-zero, varying
-# pixels, each paying for its variance.
+# More components reach a higher test log-likelihood, and the gain from 10 to 15 components
+# is many times BIC's penalty (more than ten times, asserted in full mode): on images BIC
+# would not stop at 10. Fashion-MNIST's values are lower than MNIST's at every $K$: fewer of
+# its pixels are constant (the counts printed before the fits), and each varying pixel pays
+# for its variance. The EM curves below: look for the jump in the first few iterations from
+# the k-means++ start, then the flattening.
 
 # %%
 fig, axes = plt.subplots(1, 2, figsize=(11, 3.8))
@@ -876,23 +1209,34 @@ fig.tight_layout()
 # %% [markdown]
 # The curves look monotone, but are they? Not necessarily, and that is not a bug: with
 # `reg_covar` $= \varepsilon > 0$ the M-step returns $\Sigma_k + \varepsilon I$, which is
-# *not* the maximiser of $Q$, so the guarantee of section 2 no longer holds exactly. On the
-# toy data ($\varepsilon = 0$) it held to the letter; here $\varepsilon = 0.01$ is as large as
-# many pixels' variances, and EM heads for the fixed point of this slightly modified update
-# rather than for a maximum of the likelihood. Near the end a step can go down a little:
+# *not* the maximiser of $Q$, so the guarantee of section 3 no longer holds exactly. On the
+# toy data ($\varepsilon = 0$) it held to the letter; here $\varepsilon$ is larger than many
+# pixels' variances (the counts printed before the fits), and EM with this modified update
+# climbs no fixed objective exactly. The cell counts the steps that go down:
 
 # %%
 for name, K in jobs:
-    steps = np.diff(pixel_models[name, K].log_likelihood_history_)
+    history = pixel_models[name, K].log_likelihood_history_
+    steps = np.diff(history)
+    largest_drop = max(0.0, -steps.min())
     print(f"{name:14s} K={K:2d}: {np.sum(steps < 0):2d} of {len(steps):2d} steps go down, "
-          f"the largest by {max(0.0, -steps.min()):.3f} nats per image")
+          f"the largest by {largest_drop:.3f} nats per image; the whole climb: "
+          f"{history[-1] - history[0]:.1f}")
+    assert largest_drop < 0.01 * (history[-1] - history[0])
+
+# %% [markdown]
+# Where a step does go down (the counts above), it is tiny next to the whole climb of the
+# curve (less than 1% of it, asserted): the update with `reg_covar` is close to EM, but it is
+# not EM.
 
 
 # %% [markdown]
 # ### What the components are
 #
 # For each component we look at which classes its test images come from. Components are
-# sorted by their majority class so that similar ones sit side by side.
+# sorted by their majority class so that similar ones sit side by side. The cell prints the
+# majority class of each component, and for the 15-component models the classes that are a
+# majority in several components and those that are a majority nowhere.
 
 # %%
 def component_classes(name, K):
@@ -913,21 +1257,28 @@ def sorted_components(name, K):
 
 for name in DATASETS:
     print(name)
+    class_names = data.CLASS_NAMES[name]
     for K in K_VALUES:
         table = component_classes(name, K)
-        majority = [data.CLASS_NAMES[name][table[k].argmax()] for k in sorted_components(name, K)]
+        majority = [class_names[table[k].argmax()] for k in sorted_components(name, K)]
         covered = len(set(majority))
         print(f"  K={K:2d}: majority class of each component, left to right: "
-              f"{', '.join(majority)}  ({covered} of 10 classes are a majority somewhere)")
+              f"{', '.join(majority)}  ({covered} of {len(class_names)} classes are a "
+              f"majority somewhere)")
+    counts = {c: majority.count(c) for c in class_names}
+    print(f"  K={K:2d}: several components: {[c for c in class_names if counts[c] > 1]}; "
+          f"a majority nowhere: {[c for c in class_names if counts[c] == 0]}")
 
 # %% [markdown]
 # The means, one row per model (K = 5, 10, 15 from top to bottom), sorted as above. On
-# MNIST the components are blurred prototypes of digits: with more components, a digit
-# that is written in several ways (a round or a narrow 0, a 2 with or without a loop) gets
-# several, while digits that overlap in ink (4, 7 and 9; 3, 5 and 8) share blurry ones. On
-# Fashion-MNIST the components follow *silhouettes* and brightness: trousers, bags and
-# footwear are found at once, while T-shirts, pullovers, coats and shirts share components
-# that differ mainly in sleeves and shade.
+# MNIST the components are blurred prototypes of digits. Compare the figure with the lists
+# printed above: a digit that is written in several ways (a round or a narrow 0, a 2 with or
+# without a loop) can get several components (the first list), and a class that is a majority
+# nowhere (the second list, when it is not empty) shares blurry components with classes of
+# similar ink. On Fashion-MNIST the components follow
+# *silhouettes* and brightness: look for trousers, bags and footwear, and for the tops
+# (T-shirts, pullovers, coats and shirts) sharing components that differ mainly in sleeves
+# and shade.
 
 # %%
 def padded_rows(rows, width, size=28):
@@ -977,8 +1328,8 @@ colorbar = fig.colorbar(image, ax=axes, label="fraction of the component's test 
 #
 # A sample from component $k$ is $\mu_k + \sigma_k \odot \epsilon$ with
 # $\epsilon \sim \mathcal N(0, I)$: every pixel gets its own independent noise. Each row
-# below is one component of the 10-component models: its mean first, then eight samples
-# (values outside $[0, 1]$ are shown clipped to black or white).
+# below is one component of the 10-component models: its mean first, then `N_SAMPLES_SHOWN`
+# samples (values outside $[0, 1]$ are shown clipped to black or white).
 
 # %%
 def samples_from_component(gmm, k, n, sample_rng):
@@ -987,7 +1338,6 @@ def samples_from_component(gmm, k, n, sample_rng):
     return gmm.means_[k] + noise * np.sqrt(gmm.covariances_[k])
 
 
-N_SAMPLES_SHOWN = 8
 K = 10
 sample_rng = np.random.default_rng(0)
 fig, axes = plt.subplots(1, 2, figsize=(12, 6.8))
@@ -1008,28 +1358,89 @@ fig.suptitle("Samples from a diagonal Gaussian per component look like noisy mea
 fig.tight_layout()
 
 # %% [markdown]
-# The samples are the mean plus speckle. A diagonal Gaussian knows each pixel's average and
-# spread but nothing about which pixels go *together*: the stroke of a 7 is a correlated
-# line of bright pixels, and independent noise cannot draw it. A full covariance would
-# capture pairwise correlations but, as we saw, costs $10^5$ parameters per component and
-# is singular on pixels. The way out, taken by the rest of the course, is to model
-# images through a low-dimensional *latent space*: encode each image as a few numbers where
-# a Gaussian (mixture) is a good model, and let a decoder turn latent samples into sharp
-# images (chapters 4 and 5).
-#
-# The NMI table, one row per dataset:
+# And samples from each whole mixture, $K = 5$, 10 and 15: draw a component with probability
+# $\pi_k$, then a sample from it (`GaussianMixture.sample`, sorted by component). Each row is
+# one model; the label above each image is the majority class of the component it came from.
+# Look for the same speckle at every $K$: more components give more kinds of means, not
+# sharper samples.
 
 # %%
-print(f"{'NMI':14s}" + "".join(f"{'K=' + str(K):>8s}" for K in K_VALUES))
-for name in DATASETS:
-    print(f"{name:14s}" + "".join(f"{nmi[name, K]:8.3f}" for K in K_VALUES))
+N_MIXTURE_SAMPLES = int(1.5 * N_SAMPLES_SHOWN)
+fig, axes = plt.subplots(len(K_VALUES), 2, figsize=(13, 1.3 * len(K_VALUES) + 0.8),
+                         squeeze=False)
+for column, name in enumerate(DATASETS):
+    for row, K in enumerate(K_VALUES):
+        gmm = pixel_models[name, K]
+        draws, drawn_from = gmm.sample(N_MIXTURE_SAMPLES, rng=np.random.default_rng(K))
+        table = component_classes(name, K)
+        ax = axes[row, column]
+        plotting.image_grid(
+            draws.reshape(-1, 28, 28), n_cols=N_MIXTURE_SAMPLES, ax=ax,
+            title=f"{name}, K = {K}", xlabel="samples, grouped by component",
+            ylabel=f"K={K}",
+        )
+        ax.set_title(f"{name}, K = {K}", pad=10)  # room for the class labels below the title
+        for j, k in enumerate(drawn_from):
+            ax.text((j + 0.5) / N_MIXTURE_SAMPLES, 1.0,
+                    data.CLASS_NAMES[name][table[k].argmax()][:5], transform=ax.transAxes,
+                    ha="center", va="bottom", fontsize=6)
+fig.suptitle("Samples from the 5-, 10- and 15-component pixel mixtures")
+fig.tight_layout()
+print(f"a full covariance on {n_pixels} pixels would have {full_cov_params:,} parameters "
+      f"per component")
 
 # %% [markdown]
-# The NMI grows with $K$: more components can follow more of the class structure (an NMI of
-# about 0.5 means that knowing the component removes roughly half the uncertainty about
-# the class). It stays far from 1 because pixel-space Gaussians group images by ink
-# layout (thickness, slant, size) as much as by class, and because some classes (4 and 9;
-# shirts, pullovers and coats) overlap in pixel space.
+# The samples are the mean plus speckle, at every $K$. A diagonal Gaussian knows each pixel's
+# average and spread but nothing about which pixels go *together*: the stroke of a 7 is a
+# correlated line of bright pixels, and independent noise cannot draw it. A full covariance
+# would capture pairwise correlations but, as printed above, costs about $3 \times 10^5$
+# parameters per component and is singular on pixels. The way out, taken by the rest of the
+# course, is to model images through a low-dimensional *latent space*: encode each image as a
+# few numbers where a Gaussian (mixture) is a good model, and let a decoder turn latent
+# samples into sharp images (chapters 4 and 5).
+#
+# The NMI table, one row per dataset, and beside it a different quantity:
+# $I(Y; C)/H(Y)$, the fraction of the uncertainty about the class $Y$ that knowing the
+# component $C$ removes. The arithmetic-mean NMI divides $I$ by the mean of $H(Y)$ and $H(C)$
+# instead, and $H(C)$ grows with $K$.
+
+# %%
+def entropy_nats(counts):
+    p = counts[counts > 0] / counts.sum()
+    return float(-np.sum(p * np.log(p)))
+
+
+uncertainty_removed, component_entropy = {}, {}
+for name in DATASETS:
+    for K in K_VALUES:
+        table = component_classes(name, K)  # (K, n_classes) joint counts
+        h_class, h_comp = entropy_nats(table.sum(axis=0)), entropy_nats(table.sum(axis=1))
+        mutual = h_class + h_comp - entropy_nats(table.ravel())
+        uncertainty_removed[name, K] = mutual / h_class
+        component_entropy[name, K] = h_comp
+        # the same I, normalised by the arithmetic mean: the NMI of the table above
+        assert np.isclose(mutual / (0.5 * (h_class + h_comp)), nmi[name, K], atol=1e-9)
+
+print(f"{'':14s}" + "".join(f"{'NMI K=' + str(K):>10s}" for K in K_VALUES)
+      + "".join(f"{'I/H(Y) K=' + str(K):>13s}" for K in K_VALUES))
+for name in DATASETS:
+    print(f"{name:14s}" + "".join(f"{nmi[name, K]:10.3f}" for K in K_VALUES)
+          + "".join(f"{uncertainty_removed[name, K]:13.3f}" for K in K_VALUES))
+if not config.is_quick():
+    for name in DATASETS:
+        assert all(uncertainty_removed[name, a] < uncertainty_removed[name, b]
+                   for a, b in zip(K_VALUES, K_VALUES[1:]))
+        assert all(max(nmi[name, K], uncertainty_removed[name, K]) < 0.8 for K in K_VALUES)
+
+# %% [markdown]
+# Knowing the component removes a growing share of the uncertainty about the class as $K$
+# grows ($I(Y;C)/H(Y)$, asserted to rise with $K$ in full mode): more components can follow
+# more of the class structure. Read the NMI column with care: it also divides by $H(C)$, which
+# grows with $K$, so it is not "the fraction of uncertainty removed". Both stay far from 1
+# (below 0.8, asserted in full mode)
+# because pixel-space Gaussians group images by ink layout (thickness, slant, size) as much as
+# by class, and because classes that look alike in pixel space share components (the
+# heatmap above).
 
 # %% [markdown]
 # ## Check yourself
@@ -1045,17 +1456,21 @@ for name in DATASETS:
 #    `reg_covar` change about the problem EM solves?
 # 6. Why does the training log-likelihood not tell you the number of components, while BIC and
 #    held-out likelihood can?
-# 7. A 15-component diagonal mixture on MNIST scores about 540 nats per image, a chapter-4 VAE
-#    about $-90$. Which is better?
+# 7. A 15-component diagonal mixture on MNIST scores a large positive log-likelihood per
+#    image (section 8's table), a chapter-4 VAE a negative one. Which is better?
+# 8. Why does k-means++ draw each seed at random with probability $\propto D(x)^2$ instead
+#    of taking the farthest point?
 #
 # <details><summary>Answers</summary>
 #
-# 1. The log-densities are around $-2000$ and `np.exp` underflows to 0, giving $0/0$.
-#    Subtracting the maximum divides numerator and denominator by the same $e^{m_i}$, so the
-#    result is unchanged, but the largest term becomes $e^0 = 1$.
-# 2. Setting $\partial Q/\partial\Lambda_k = 0$ gives exactly $1/N_k$: it is the
-#    maximum-likelihood estimate (biased, like the $1/n$ variance). $n$ would ignore how many
-#    points the component owns.
+# 1. In 784 dimensions the log-densities are hundreds of nats away from zero (section 8):
+#    `np.exp` underflows to 0 below about $-745$ (far from every component) and overflows to
+#    `inf` above about $709$, giving $0/0$ or $\infty/\infty$. Subtracting the maximum
+#    divides numerator and denominator by the same $e^{m_i}$, so the result is unchanged, but
+#    the largest term becomes $e^0 = 1$: nothing overflows, and the sum is at least 1.
+# 2. Setting the gradient of $Q$ with respect to $\Lambda_k$ to zero gives exactly $1/N_k$: it
+#    is the maximum-likelihood estimate (biased, like the $1/n$ variance). $n$ would ignore how
+#    many points the component owns.
 # 3. Through the Lagrange multiplier: without the constraint $\sum_k N_k\log\pi_k$ grows
 #    without bound as the $\pi_k$ grow.
 # 4. For example: unnormalised responsibilities (no log-sum-exp normalisation); covariances
@@ -1063,14 +1478,24 @@ for name in DATASETS:
 #    different iterations. The pixel curves use `reg_covar = 0.01`: the update
 #    $\Sigma_k + \varepsilon I$ does not maximise $Q$, so the guarantee does not apply exactly.
 # 5. The likelihood can be made arbitrarily large by shrinking one component onto a point
-#    (section 6). With `reg_covar` every variance is at least $\varepsilon$: EM maximises the
-#    likelihood over this constrained set, where the maximum exists.
-# 6. Adding a component can always reproduce the smaller model (one more component with zero
-#    weight), so the training likelihood never drops. BIC charges for parameters; held-out
-#    data punish components that model the training sample's noise.
+#    (section 6), so it has no maximum. On the constrained set $\{\Sigma_k \succeq \varepsilon
+#    I\}$ it does have one, but EM with `reg_covar` does not aim at it: for fixed
+#    responsibilities, the maximiser of $Q$ over that set clips each eigenvalue $\lambda$ of
+#    the weighted scatter $S_k$ at $\max(\lambda, \varepsilon)$, while $S_k + \varepsilon I$
+#    shifts all of them, the large ones too. `reg_covar` is a heuristic that keeps every
+#    eigenvalue above $\varepsilon$ and makes the spikes impossible; EM with it climbs no fixed
+#    objective exactly (section 8 counts the steps that go down).
+# 6. With one more component a mixture can reproduce the smaller one (zero weight), so the
+#    *maximum* training likelihood never drops as $K$ grows (EM's local maxima can), and it
+#    keeps rising by fitting the sample's noise. BIC charges for parameters; held-out data
+#    punish components that model the training sample's noise.
 # 7. Neither comparison is meaningful: one is a density of continuous pixel values that
 #    depends on `reg_covar`, the other a probability of binary pixels. Compare models on the
 #    same data, the same likelihood, and held-out images.
+# 8. The farthest point is often an outlier: a deterministic farthest-first rule spends seeds
+#    on outliers, while drawing $\propto D(x)^2$ favours far points but weighs them by how many
+#    there are. Arthur and Vassilvitskii (2007) prove that this random seeding is within a
+#    factor $O(\log K)$ of the optimal k-means cost in expectation.
 #
 # </details>
 #
@@ -1078,17 +1503,21 @@ for name in DATASETS:
 #
 # - A Gaussian mixture is a latent-variable model: a component $z$, then a Gaussian. Its
 #   log-likelihood is a log of a sum, with no closed-form maximiser.
-# - EM alternates responsibilities (Bayes' rule, computed in log space with log-sum-exp) and
-#   weighted maximum-likelihood updates ($\pi_k = N_k/n$, weighted means and covariances), and
-#   never lowers the log-likelihood (exactly so without `reg_covar`).
-# - It finds a local maximum: k-means++ or k-means starts converge in fewer iterations and
-#   avoid poor optima better than random ones.
+# - Log-densities go through a Cholesky factor (determinants underflow in high dimension),
+#   responsibilities through log-sum-exp.
+# - EM alternates responsibilities (Bayes' rule) and weighted maximum-likelihood updates
+#   ($\pi_k = N_k/n$, weighted means and covariances), and never lowers the log-likelihood
+#   (exactly so without `reg_covar`).
+# - It finds a local maximum: k-means++ or k-means starts avoid poor optima better than
+#   random ones, in fewer iterations. k-means itself is EM's limit for a shared variance
+#   shrinking to zero.
 # - The likelihood is unbounded when a component collapses onto points; `reg_covar` is a floor
-#   on the variances that makes the problem well posed.
+#   on the variances that makes the spikes impossible, a heuristic rather than a constrained
+#   maximum.
 # - BIC and held-out likelihood choose $K$; the training likelihood cannot.
-# - On pixels, diagonal mixtures find prototypes that partly match the classes (NMI up to
-#   about 0.5), but their samples are noisy: pixels are not independent given a cluster. The
-#   next chapters model images through a latent space instead.
+# - On pixels, diagonal mixtures find prototypes that partly match the classes (the NMI and
+#   $I(Y;C)/H(Y)$ of section 8), but their samples are noisy: pixels are not independent given
+#   a cluster. The next chapters model images through a latent space instead.
 
 # %% [markdown]
 # ## Headline figures
@@ -1099,6 +1528,8 @@ for name in DATASETS:
 summary = results.record(
     "01_em_gmm",
     nmi={name: {str(K): nmi[name, K] for K in K_VALUES} for name in DATASETS},
+    class_uncertainty_removed={name: {str(K): uncertainty_removed[name, K] for K in K_VALUES}
+                               for name in DATASETS},
     train_log_likelihood={name: {str(K): train_ll[name, K] for K in K_VALUES} for name in DATASETS},
     test_log_likelihood={name: {str(K): test_ll[name, K] for K in K_VALUES} for name in DATASETS},
     fit_time_s={name: {str(K): fit_seconds[name, K] for K in K_VALUES} for name in DATASETS},

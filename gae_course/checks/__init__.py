@@ -1,7 +1,7 @@
 """Check functions for the exercises: run a student's function on small fixed cases.
 
-Each check calls the reader's function on a few tiny, deterministic cases (n <= 30, d <= 3,
-K <= 3), compares every returned array with the verified version in the package (such as
+Each check calls the reader's function on a few tiny, deterministic cases (n <= 40,
+d <= 3 but for one 300-dimensional Gaussian, K <= 4), compares every returned array with the verified version in the package (such as
 :mod:`gae_course.mixture`), and either prints one line such as
 ``e_step: all 4 cases pass ✓`` (and returns ``None``) or raises :class:`CheckFailed` with a
 message that says precisely what is off::
@@ -24,7 +24,7 @@ Chapter  Exercise                                                   Check
 1        ``log_gaussian(X, mean, covariance) -> (n,)``              :func:`log_gaussian`
 1        ``e_step(X, weights, means, covariances)``                 :func:`e_step`
 1        ``m_step(X, resp, reg_covar)``                             :func:`m_step`
-1        ``log_likelihood(X, weights, means, covariances)``         :func:`log_likelihood`
+1        ``kmeans_plusplus(X, n_components, rng)``                  :func:`kmeans_plusplus`
 2        ``gaussian_kl(mu_q, logvar_q, mu_p, logvar_p) -> (B,)``    :func:`gaussian_kl`
 2        ``elbo_estimate(log_lik, mu, logvar) -> (B,)``             :func:`elbo_estimate`
 2        ``iwae_bound(log_weights) -> (B,)``                        :func:`iwae_bound`
@@ -42,7 +42,7 @@ run, so ``from gae_course import checks`` does not load it.
 """
 
 from gae_course.checks._core import CheckFailed, _compare, case_inputs
-from gae_course.checks.ch01_mixture import e_step, log_gaussian, log_likelihood, m_step
+from gae_course.checks.ch01_mixture import e_step, kmeans_plusplus, log_gaussian, m_step
 from gae_course.checks.ch02_elbo import (
     elbo_estimate,
     gaussian_kl,
@@ -59,7 +59,7 @@ from gae_course.checks.ch05_gae import class_posterior
 from gae_course.checks.ch06_comparison import frechet_distance
 
 __all__ = [
-    "CheckFailed", "log_gaussian", "e_step", "m_step", "log_likelihood", "class_posterior",
+    "CheckFailed", "log_gaussian", "e_step", "m_step", "kmeans_plusplus", "class_posterior",
     "case_inputs", "gaussian_kl", "elbo_estimate", "iwae_bound", "reparam_gaussian",
     "score_function_gaussian", "leave_one_out_baseline", "vae_negative_elbo", "frechet_distance",
     "linear_gaussian_elbo",

@@ -1,11 +1,14 @@
 """Checks for chapter 1: the EM algorithm for a Gaussian mixture, in plain NumPy.
 
 Each check compares the reader's function with the verified one in :mod:`gae_course.mixture`
-on tiny cases, one of them numerically hard (points far from every mean, where a naive
-``np.log(np.sum(np.exp(...)))`` underflows).
+on tiny cases, some of them numerically hard (points far from every mean, where a naive
+``np.log(np.sum(np.exp(...)))`` underflows; a 300-dimensional Gaussian whose determinant
+underflows to 0.0). k-means++ is random: its check tests the properties and the distribution
+every correct seeding has.
 
 Equations: Bishop, *Pattern Recognition and Machine Learning* (2006), eqs. 2.43 (the
-Gaussian density) and 9.23-9.28 (EM for Gaussian mixtures).
+Gaussian density) and 9.23-9.28 (EM for Gaussian mixtures); Arthur and Vassilvitskii (2007),
+"k-means++: the advantages of careful seeding", for the seeding.
 """
 
 from __future__ import annotations
@@ -18,6 +21,8 @@ from gae_course import mixture
 from gae_course.checks._core import (
     _FALLBACK,
     _MAX_TRICK,
+    CheckFailed,
+    _call,
     _Case,
     _compare,
     _lse,
@@ -36,6 +41,10 @@ from gae_course.checks._core import (
 def _softmax_rows(logits):
     e = np.exp(logits - logits.max(axis=1, keepdims=True))
     return e / e.sum(axis=1, keepdims=True)
+
+
+# det(0.01 I) = 0.01**300 = 1e-600 is below the smallest float64 (about 1e-308): 0.0.
+_HIGH_DIMENSION = 300
 
 
 def _log_gaussian_cases():
@@ -72,11 +81,19 @@ def _log_gaussian_cases():
             ),
         )
     )
+    rng = np.random.default_rng(104)
+    d = _HIGH_DIMENSION
+    cases.append(
+        _Case(
+            f"d = {d}, covariance 0.01 I (np.linalg.det underflows to 0.0)",
+            dict(X=0.1 * rng.normal(size=(4, d)), mean=np.zeros(d), covariance=0.01 * np.eye(d)),
+        )
+    )
     return cases
 
 
 def _mixture_cases():
-    """Inputs (X, weights, means, covariances) shared by e_step and log_likelihood."""
+    """Inputs (X, weights, means, covariances) of e_step."""
     cases = []
     rng = np.random.default_rng(201)
     means = np.array([[-2.0, 0.0], [2.0, 1.0]])
@@ -171,12 +188,54 @@ def _m_step_cases():
     return cases
 
 
+class _SeededGenerator(np.random.Generator):
+    """``np.random.default_rng(seed)``, shown by its seed in messages (not by an address)."""
+
+    def __init__(self, seed):
+        super().__init__(np.random.PCG64(seed))
+        self.seed = seed
+
+    def __repr__(self):
+        return f"np.random.default_rng({self.seed})"
+
+
+# k-means++ is random: its cases state properties every correct seeding has (one seed per
+# group of identical points, the same seeds from the same rng) and the distribution of the
+# second seed, measured over many rngs. _KPP_RUNS draws give each frequency a standard error
+# of at most sqrt(0.25 * 0.75 / _KPP_RUNS) ~ 0.007 (first seed) and ~ 0.016 (second seed given
+# the first, ~_KPP_RUNS / 4 draws per row): the tolerances are five of them.
+_KPP_RUNS = 4_000
+_KPP_GROUP_RUNS = 30
+_KPP_LINE = np.array([[0.0], [1.0], [2.0], [10.0]])
+_KPP_GROUP_CENTERS = np.array([[0.0, 0.0], [10.0, 0.0], [0.0, 10.0], [10.0, 10.0]])
+
+
+def _kmeans_plusplus_cases():
+    rng = np.random.default_rng(401)
+    return [
+        _Case(
+            "five distinct points and n_components = 5: every point becomes a seed",
+            dict(X=rng.normal(size=(5, 2)), n_components=5, rng=_SeededGenerator(0)),
+        ),
+        _Case(
+            f"four groups of 10 identical points, n_components = 4: one seed per group "
+            f"(for each of {_KPP_GROUP_RUNS} rngs)",
+            dict(X=np.repeat(_KPP_GROUP_CENTERS, 10, axis=0), n_components=4,
+                 rng=_SeededGenerator(0)),
+        ),
+        _Case(
+            f"points at 0, 1, 2 and 10 on a line, n_components = 2: how often each pair of "
+            f"seeds comes out, over {_KPP_RUNS} rngs",
+            dict(X=_KPP_LINE.copy(), n_components=2, rng=_SeededGenerator(0)),
+        ),
+    ]
+
 
 _register(
     log_gaussian=_log_gaussian_cases,
     e_step=_mixture_cases,
     m_step=_m_step_cases,
-    log_likelihood=_mixture_cases,
+    kmeans_plusplus=_kmeans_plusplus_cases,
 )
 
 
@@ -214,8 +273,8 @@ def log_gaussian(fn):
 
     Returns
     -------
-    True
-        When every case passes (and a line is printed).
+    None
+        When every case passes; one line is printed.
 
     Raises
     ------
@@ -237,6 +296,10 @@ def log_gaussian(fn):
         diff = X - mean
         with_covariance = np.einsum("ni,ij,nj->n", diff, covariance, diff)
         hints = [
+            (lambda g: d >= _HIGH_DIMENSION and not np.all(np.isfinite(g)),
+             f"in d = {d} dimensions det(covariance) = 0.01^{d} underflows to 0.0 "
+             "(np.linalg.det returns exactly 0), so log det is -inf. Use the Cholesky factor, "
+             "log det = 2 * np.sum(np.log(np.diag(L))), or np.linalg.slogdet(covariance)[1]."),
             (expected + half_log_2pi,
              "the constant -d/2 log(2π) is missing (d = X.shape[1], the number of features)."),
             (expected - half_log_2pi,
@@ -286,8 +349,8 @@ def e_step(fn):
 
     Returns
     -------
-    True
-        When every case passes (one of them has points far from every mean).
+    None
+        When every case passes (one of them has points far from every mean); one line is printed.
 
     Raises
     ------
@@ -368,8 +431,8 @@ def m_step(fn):
 
     Returns
     -------
-    True
-        When every case passes (one has a component owning a single point).
+    None
+        When every case passes (one has a component owning a single point); one line is printed.
 
     Raises
     ------
@@ -469,52 +532,149 @@ def _off_by_factor(got, expected):
     )
 
 
-def log_likelihood(fn):
-    """Check ``fn(X, weights, means, covariances) -> float``, the mean log-likelihood.
+
+def _second_seed_table(X, weight):
+    """P(second seed = j | first seed = i) when point j is drawn with probability ∝ weight(D_ij)."""
+    distances = np.abs(X - X.T)  # (n, n): 1-D points
+    table = weight(distances)
+    np.fill_diagonal(table, 0.0)
+    return table / table.sum(axis=1, keepdims=True)
+
+
+def _farthest_table(X):
+    distances = np.abs(X - X.T)
+    return np.eye(len(X))[np.argmax(distances, axis=1)]
+
+
+def _seed_indices(check_name, out, X, K):
+    """The returned (centers, indices), checked for types, shapes and consistency."""
+    centers, indices = _unpack(check_name, out, ("centers", "indices"))
+    n = len(X)
+    if not isinstance(indices, np.ndarray) or indices.dtype.kind not in "iu":
+        raise CheckFailed(
+            f"indices should be a NumPy array of integers (row numbers of X), got "
+            f"{_describe_indices(indices)}.\nHINT: collect them in "
+            "np.empty(n_components, dtype=np.int64)."
+        )
+    if indices.shape != (K,):
+        raise CheckFailed(f"indices has the wrong shape: expected ({K},), got {indices.shape}.")
+    if indices.min() < 0 or indices.max() >= n:
+        raise CheckFailed(f"indices are row numbers of X, between 0 and {n - 1}; got {indices}.")
+    if len(set(indices.tolist())) < K:
+        raise CheckFailed(
+            f"indices {indices} repeat a row: the seeds must be {K} different data points.\n"
+            "HINT: a point already chosen is at distance 0 from its nearest seed, so its "
+            "probability D(x)^2 / sum D^2 is 0: use the distance to the NEAREST seed chosen so "
+            "far (np.minimum over the seeds), not to the first seed only."
+        )
+    _compare("centers", centers, X[indices],
+             hints=[(X[np.sort(indices)], "centers[c] must be X[indices[c]], in the same order.")])
+    return indices
+
+
+def _describe_indices(obj):
+    if isinstance(obj, np.ndarray):
+        return f"an array of dtype {obj.dtype}"
+    return f"a {type(obj).__name__}"
+
+
+def kmeans_plusplus(fn):
+    """Check ``fn(X, n_components, rng) -> (centers, indices)``: k-means++ seeding.
+
+    The seeding is random, so the cases test what every correct k-means++ does: the seeds are
+    distinct rows of X; with groups of identical points, each group gets exactly one seed
+    (a chosen point is at distance 0, so it cannot be drawn again); the same rng gives the
+    same seeds; and, over many rngs, the first seed is uniform and the second is drawn with
+    probability proportional to its squared distance to the first.
 
     Parameters
     ----------
     fn : callable
-        Returns (1/n) sum_i log sum_k π_k N(x_i | μ_k, Σ_k) as one float. Inputs as for
-        :func:`e_step`.
+        Inputs: ``X`` (n_samples, n_features), the int ``n_components`` and a
+        ``numpy.random.Generator`` ``rng`` (the only source of randomness). Returns
+        ``centers`` (n_components, n_features), equal to ``X[indices]``, and ``indices``
+        (n_components,), integer row numbers.
 
     Returns
     -------
-    True
-        When every case passes (one of them has points far from every mean).
+    None
+        When every case passes; one line is printed.
 
     Raises
     ------
     CheckFailed
-        With a HINT for the known mistakes: the sum over samples instead of the mean,
-        per-sample values instead of their mean, missing log(weights), max instead of
-        log-sum-exp, log of the mean likelihood, the wrong sign, naive log(sum(exp(...))) that
-        underflows.
+        With a HINT for the known mistakes: a repeated seed (distance to the first seed only,
+        not to the nearest), the global np.random instead of rng, weights proportional to the
+        distance instead of its square, uniform draws, the farthest point instead of a draw,
+        a first seed that is not uniform.
     """
+    check_name = "kmeans_plusplus"
 
-    def verify(case, got):
-        X, weights, means, covariances = case.inputs.values()
+    def rerun(case, seed):
+        inputs = dict(case.inputs, rng=_SeededGenerator(seed))
+        out, _ = _call(check_name, fn, _Case(case.name, inputs))
+        return _seed_indices(check_name, out, case.inputs["X"], case.inputs["n_components"])
+
+    def verify(case, out):
+        X, K = case.inputs["X"], case.inputs["n_components"]
+        indices = _seed_indices(check_name, out, X, K)
+        if K == len(X):
+            return  # distinct rows of X, all of them: nothing else to check
+        if len(X) > len(_KPP_LINE):  # the groups of identical points
+            groups = np.repeat(np.arange(len(_KPP_GROUP_CENTERS)), 10)
+            runs = [indices] + [rerun(case, seed) for seed in range(1, _KPP_GROUP_RUNS + 1)]
+            for seed, run in enumerate(runs):
+                if len(set(groups[run].tolist())) < K:
+                    raise CheckFailed(
+                        f"with rng = np.random.default_rng({seed}) the seeds {run} put two seeds "
+                        f"in one group of identical points (groups {groups[run]}).\nHINT: weight "
+                        "each point by D(x)^2, its squared distance to the NEAREST seed chosen "
+                        "so far (np.minimum over the seeds): a point of a group that already "
+                        "has a seed is then at distance 0 and is never drawn."
+                    )
+            if not np.array_equal(rerun(case, 0), indices):
+                raise CheckFailed(
+                    "the same rng, np.random.default_rng(0), gave different seeds on two calls."
+                    "\nHINT: draw only from the `rng` argument (rng.integers, rng.choice), "
+                    "never from np.random, so that a seeded run can be repeated."
+                )
+            if all(np.array_equal(run, indices) for run in runs):
+                raise CheckFailed(
+                    f"all {len(runs)} rngs gave the same seeds {indices}: k-means++ is random.\n"
+                    "HINT: draw the first seed uniformly, rng.integers(n_samples), and each next "
+                    "one at random with probabilities D(x)^2 / sum(D^2)."
+                )
+            return
+        # points on a line: the frequencies of (first seed, second seed) over many rngs
         n = len(X)
-        expected = mixture.log_likelihood(X, weights, means, covariances)
-        log_density = _component_log_densities(X, means, covariances)
-        weighted = log_density + np.log(weights)
-        per_sample = _lse(weighted, axis=1)
-        hints = [
-            (per_sample,
-             "these are the per-sample log p(x_i): return their average, np.mean(...), a "
-             "single number."),
-            (lambda g: g.ndim > 0,
-             "return a single number: the average over samples of log p(x_i).", _FALLBACK),
-            (n * expected, "return the average over samples (np.mean), not the sum."),
-            (np.mean(_lse(log_density, axis=1)), _NO_WEIGHTS),
-            (np.mean(weighted.max(axis=1)),
-             "log p(x_i) sums over the components: use logsumexp over axis=1, not max."),
-            (_lse(per_sample, axis=0) - math.log(n),
-             "average the log-likelihoods, not the likelihoods: the mean of log p(x_i), "
-             "not the log of the mean of p(x_i)."),
-            (-expected, "the sign is flipped: return the log-likelihood, not its negative."),
-            (_non_finite(np.asarray(expected)), _MAX_TRICK),
-        ]
-        _compare("log_likelihood", got, expected, hints=hints)
+        runs = np.array([indices] + [rerun(case, 1_000 + r) for r in range(_KPP_RUNS - 1)])
+        first = np.bincount(runs[:, 0], minlength=n) / len(runs)
+        _compare(
+            "first-seed frequencies", first, np.full(n, 1.0 / n), rtol=0.0,
+            atol=5 * math.sqrt((1 / n) * (1 - 1 / n) / _KPP_RUNS),
+            hints=[(lambda g: np.max(g) == 1.0,
+                    "the first seed is always the same point: draw it uniformly, "
+                    "rng.integers(n_samples).")],
+        )
+        pairs = np.zeros((n, n))
+        np.add.at(pairs, (runs[:, 0], runs[:, 1]), 1.0)
+        second = pairs / pairs.sum(axis=1, keepdims=True)  # P(second | first), rows sum to 1
+        _compare(
+            "second-seed frequencies (row: first seed, column: second seed)", second,
+            _second_seed_table(X, np.square), rtol=0.0,
+            atol=5 * math.sqrt(0.25 / (_KPP_RUNS / n)),
+            hints=[
+                (_second_seed_table(X, lambda d: d),
+                 "the next seed is drawn with probability proportional to the distance D(x): "
+                 "square it, D(x)^2 / sum(D^2)."),
+                (_second_seed_table(X, lambda d: np.ones_like(d)),
+                 "the next seed is drawn uniformly: weight each point by D(x)^2, its squared "
+                 "distance to the nearest seed, p = D2 / D2.sum()."),
+                (_farthest_table(X),
+                 "the next seed is always the farthest point: k-means++ draws it at random, "
+                 "rng.choice(n_samples, p=D2 / D2.sum()), so that outliers do not take every "
+                 "seed."),
+            ],
+        )
 
-    return _run("log_likelihood", fn, _mixture_cases(), verify)
+    return _run(check_name, fn, _kmeans_plusplus_cases(), verify)

@@ -53,18 +53,23 @@ def m_step(X, resp, reg_covar):
     return weights, means, covariances
 
 
-def log_likelihood(X, weights, means, covariances):
-    """Mean log-likelihood per sample, (1/n) sum_i log p(x_i)."""
-    _, log_prob_norm = e_step(X, weights, means, covariances)
-    return float(np.mean(log_prob_norm))
-
+def kmeans_plusplus(X, n_components, rng):
+    """k-means++ seeds: rows of X, the first uniform, each next one drawn with prob. ∝ D(x)^2."""
+    n_samples = X.shape[0]
+    indices = np.empty(n_components, dtype=np.int64)
+    indices[0] = rng.integers(n_samples)
+    d2 = np.sum((X - X[indices[0]]) ** 2, axis=1)  # squared distance to the nearest seed: (n,)
+    for c in range(1, n_components):
+        indices[c] = rng.choice(n_samples, p=d2 / d2.sum())
+        d2 = np.minimum(d2, np.sum((X - X[indices[c]]) ** 2, axis=1))
+    return X[indices], indices
 
 
 SOLUTIONS = {
     "log_gaussian": log_gaussian,
     "e_step": e_step,
     "m_step": m_step,
-    "log_likelihood": log_likelihood,
+    "kmeans_plusplus": kmeans_plusplus,
 }
 
 
@@ -93,6 +98,13 @@ def lg_log_of_density(X, mean, covariance):
     mahalanobis = np.sum(diff @ np.linalg.inv(covariance) * diff, axis=1)
     density = np.exp(-0.5 * mahalanobis) / np.sqrt((2 * np.pi) ** d * np.linalg.det(covariance))
     return np.log(density)  # log(0.0) = -inf far from the mean
+
+
+def lg_det(X, mean, covariance):
+    diff = X - mean
+    mahalanobis = np.sum(diff @ np.linalg.inv(covariance) * diff, axis=1)
+    log_det = np.log(np.linalg.det(covariance))  # det underflows to 0.0 in high dimension
+    return -0.5 * (X.shape[1] * np.log(2 * np.pi) + log_det + mahalanobis)
 
 
 def lg_covariance_not_inverse(X, mean, covariance):
@@ -163,27 +175,59 @@ def ms_weights_are_counts(X, resp, reg_covar):
     return resp.sum(axis=0), means, covariances
 
 
-# log_likelihood ----------------------------------------------------------------------------
+# kmeans_plusplus ---------------------------------------------------------------------------
 
 
-def ll_sum(X, weights, means, covariances):
-    return float(np.sum(e_step(X, weights, means, covariances)[1]))
+def _kpp(X, n_components, rng, weight, nearest=True, first=None):
+    """k-means++ with a chosen weighting of the distances (the mistakes below)."""
+    n_samples = X.shape[0]
+    indices = [int(rng.integers(n_samples)) if first is None else first]
+    dist = np.sqrt(np.sum((X - X[indices[0]]) ** 2, axis=1))
+    for _ in range(1, n_components):
+        w = weight(dist)
+        indices.append(int(rng.choice(n_samples, p=w / w.sum())))
+        if nearest:
+            dist = np.minimum(dist, np.sqrt(np.sum((X - X[indices[-1]]) ** 2, axis=1)))
+    indices = np.array(indices)
+    return X[indices], indices
 
 
-def ll_naive(X, weights, means, covariances):
-    weighted = _weighted_log_prob(X, weights, means, covariances)
-    return float(np.mean(np.log(np.sum(np.exp(weighted), axis=1))))
+def kp_distance_not_squared(X, n_components, rng):
+    return _kpp(X, n_components, rng, lambda d: d)
 
 
-def ll_per_sample(X, weights, means, covariances):
-    return e_step(X, weights, means, covariances)[1]
+def kp_uniform(X, n_components, rng):
+    # every point not yet chosen equally likely
+    return _kpp(X, n_components, rng, lambda d: (d > 0).astype(float))
 
 
-def ll_max(X, weights, means, covariances):
-    return float(np.mean(np.max(_weighted_log_prob(X, weights, means, covariances), axis=1)))
+def kp_first_seed_only(X, n_components, rng):
+    return _kpp(X, n_components, rng, np.square, nearest=False)
 
 
-# class_posterior -----------------------------------------------------------------------------
+def kp_first_is_row_0(X, n_components, rng):
+    return _kpp(X, n_components, rng, np.square, first=0)
+
+
+def kp_global_random(X, n_components, rng):
+    return kmeans_plusplus(X, n_components, np.random.default_rng())  # not the rng given
+
+
+def kp_farthest(X, n_components, rng):
+    n_samples = X.shape[0]
+    indices = [int(rng.integers(n_samples))]
+    d2 = np.sum((X - X[indices[0]]) ** 2, axis=1)
+    for _ in range(1, n_components):
+        indices.append(int(np.argmax(d2)))
+        d2 = np.minimum(d2, np.sum((X - X[indices[-1]]) ** 2, axis=1))
+    indices = np.array(indices)
+    return X[indices], indices
+
+
+def kp_list_of_indices(X, n_components, rng):
+    centers, indices = kmeans_plusplus(X, n_components, rng)
+    return centers, list(indices)
+
 
 MISTAKES = [
     # (check, wrong function, regex the message must match)
@@ -192,6 +236,7 @@ MISTAKES = [
     ("log_gaussian", lg_column, r"expected shape \(5,\), got shape \(5, 1\)(.|\n)*drop the axis"),
     ("log_gaussian", lg_log_of_density, r"underflows to 0\.0(.|\n)*log space"),
     ("log_gaussian", lg_covariance_not_inverse, r"inverse covariance"),
+    ("log_gaussian", lg_det, r"case 5 of 5(.|\n)*det\(covariance\) = 0\.01\^300 underflows"),
     ("e_step", es_not_normalised, r"normalise with log-sum-exp: subtract logsumexp over comp"),
     ("e_step", es_naive_logsumexp, r"case 4 of 4(.|\n)*max trick in log-sum-exp"),
     ("e_step", es_no_weights, r"np\.log\(weights\)"),
@@ -201,9 +246,12 @@ MISTAKES = [
     ("m_step", ms_no_reg_covar, r"add reg_covar to the diagonal"),
     ("m_step", ms_unweighted_means, r"means are not weighted by the responsibilities"),
     ("m_step", ms_weights_are_counts, r"weights = N_k / n"),
-    ("log_likelihood", ll_sum, r"return the average over samples \(np\.mean\), not the sum"),
-    ("log_likelihood", ll_naive, r"case 4 of 4(.|\n)*max trick"),
-    ("log_likelihood", ll_per_sample, r"expected a single number(.|\n)*return their average"),
-    ("log_likelihood", ll_max, r"logsumexp over axis=1, not max"),
+    ("kmeans_plusplus", kp_distance_not_squared, r"proportional to the distance D\(x\): square"),
+    ("kmeans_plusplus", kp_uniform, r"the next seed is drawn uniformly"),
+    ("kmeans_plusplus", kp_first_seed_only, r"repeat a row(.|\n)*NEAREST seed"),
+    ("kmeans_plusplus", kp_first_is_row_0, r"first seed is always the same point"),
+    ("kmeans_plusplus", kp_global_random, r"same rng(.|\n)*never from np\.random"),
+    ("kmeans_plusplus", kp_farthest, r"always the farthest point"),
+    ("kmeans_plusplus", kp_list_of_indices, r"indices should be a NumPy array of integers"),
 ]
 

@@ -358,4 +358,4 @@ def test_student_version_runs_with_only_the_stubs_failing(student_runs, chapter)
     errors = _errors(nb)
     assert set(errors) == stubs, f"{chapter}: stub cells without an error: {sorted(stubs - set(errors))}"
     print(f"{chapter}: {elapsed:.1f} s, {len(stubs)} stubs, all reported")
-    assert elapsed < 120, f"{chapter} took {elapsed:.0f} s in quick mode"
+    assert elapsed < 300, f"{chapter} took {elapsed:.0f} s in quick mode"  # chapters 1-3 grew (issue 13); a budget, not a benchmark

@@ -140,7 +140,10 @@ def fit(
     shuffle_gen = torch.Generator().manual_seed(config.seed)
     transform_gen = torch.Generator().manual_seed(config.seed + 1)
     model.to(device)
-    optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    # fused=True: one kernel updates every parameter (the same Adam arithmetic); on this CPU
+    # it cut a 784-512-256-32 VAE's step from 18.8 to 15.2 ms (benchmarks/bench_training.py).
+    optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay,
+                                 fused=device.type in ("cpu", "cuda"))
     n_batches = math.ceil(n / config.batch_size)
     total_steps = max(1, config.epochs * n_batches)
     scheduler = None

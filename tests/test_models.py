@@ -76,3 +76,26 @@ def test_reconstruction_loss_is_summed_bce_averaged_over_batch():
     torch.testing.assert_close(reconstruction_loss(logits, x), naive, rtol=1e-5, atol=1e-3)
     model = Autoencoder(AutoencoderConfig(kind="mlp", latent_dim=2, hidden=(8,)))
     assert autoencoder_loss(model, (x, torch.zeros(4))).shape == ()
+
+
+def test_conv_layout_is_channels_last_and_computes_the_same_function(monkeypatch):
+    """The channels_last speed-up (models.CHANNELS_LAST) changes memory layout, not the model."""
+    import gae_course.models as models_module
+
+    config = AutoencoderConfig(kind="conv", latent_dim=4)
+    torch.manual_seed(0)
+    fast = Autoencoder(config)
+    conv_weights = [m.weight for m in fast.modules() if isinstance(m, (torch.nn.Conv2d, torch.nn.ConvTranspose2d))]
+    assert conv_weights and all(w.is_contiguous(memory_format=torch.channels_last) for w in conv_weights)
+    assert not all(w.is_contiguous() for w in conv_weights)  # really another layout (C > 1 somewhere)
+
+    monkeypatch.setattr(models_module, "CHANNELS_LAST", False)
+    plain = Autoencoder(config)
+    plain.load_state_dict(fast.state_dict())
+    assert all(w.is_contiguous() for w in plain.parameters())
+    x = torch.rand(5, 28, 28, generator=torch.Generator().manual_seed(1))
+    # the encoder reads CHANNELS_LAST at call time: switch it back for the fast model's pass
+    plain_out = plain(x)
+    monkeypatch.setattr(models_module, "CHANNELS_LAST", True)
+    torch.testing.assert_close(fast(x), plain_out, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(fast.encoder(x), plain.encoder(x), rtol=1e-5, atol=1e-5)

@@ -530,6 +530,75 @@ def kmeans(X, n_clusters, rng, max_iter=100, tol=1e-4):
 # --------------------------------------------------------------------------------------------
 
 
+def _check_initial_values(gmm, n_features):
+    """Shapes and ranges of ``gmm``'s weights_init, means_init and precisions_init."""
+    K = gmm.n_components
+    if gmm.weights_init is not None:
+        w = np.asarray(gmm.weights_init, dtype=np.float64)
+        if w.shape != (K,) or np.any(w < 0) or not np.isclose(w.sum(), 1.0):
+            raise ValueError(
+                f"weights_init must be {K} non-negative numbers summing to 1; got shape "
+                f"{w.shape} summing to {w.sum():.6g}."
+            )
+    if gmm.means_init is not None:
+        m = np.asarray(gmm.means_init)
+        if m.shape != (K, n_features):
+            raise ValueError(
+                f"means_init must have shape (n_components, n_features) = {(K, n_features)}; "
+                f"got {m.shape}."
+            )
+    if gmm.precisions_init is not None:
+        expected = {
+            "full": (K, n_features, n_features),
+            "diag": (K, n_features),
+            "spherical": (K,),
+        }[gmm.covariance_type]
+        p = np.asarray(gmm.precisions_init)
+        if p.shape != expected:
+            raise ValueError(
+                f"precisions_init for covariance_type={gmm.covariance_type!r} must have "
+                f"shape {expected}; got {p.shape}."
+            )
+
+
+def _cholesky_of_precisions(precisions, covariance_type):
+    """Cholesky factors L (L L^T = P) of user-given precisions P, checked; shapes as P's."""
+    precisions = np.array(precisions, dtype=np.float64)
+    if covariance_type == "full":
+        try:
+            return np.linalg.cholesky(precisions)
+        except np.linalg.LinAlgError:
+            raise ValueError("precisions_init must hold symmetric positive-definite matrices.") from None
+    if np.any(precisions <= 0):
+        raise ValueError("precisions_init must be positive.")
+    return np.sqrt(precisions)
+
+
+def _run_em(X, weights, means, prec_chol, covariance_type, reg_covar, tol, max_iter):
+    """EM from one initialisation until the mean log-likelihood gains less than ``tol``.
+
+    Returns (lower_bound, weights, means, covariances, precisions_cholesky, converged,
+    history): the mean log-likelihood per sample at the last E-step and at every one.
+    """
+    history, converged, covariances = [], False, None
+    lower_bound = -np.inf
+    for _ in range(max_iter):
+        previous = lower_bound
+        # e_step, then exp(log_resp), in one pass (responsibilities below ~1e-308 are
+        # set to 0: as subnormal numbers they would slow the M-step's products).
+        resp_t, log_prob_norm = _expectation(X, weights, means, prec_chol,
+                                             covariance_type, exponentiate=True)
+        resp = resp_t.T  # (n, K)
+        weights, means, covariances = m_step(X, resp, reg_covar, covariance_type)
+        prec_chol = compute_precision_cholesky(covariances, covariance_type)
+        lower_bound = float(np.mean(log_prob_norm))
+        history.append(lower_bound)
+        if abs(lower_bound - previous) < tol:
+            converged = True
+            break
+    return lower_bound, weights, means, covariances, prec_chol, converged, history
+
+
 class GaussianMixture:
     """A Gaussian mixture fitted by EM, with scikit-learn's interface.
 
@@ -627,32 +696,7 @@ class GaussianMixture:
         for name in ("max_iter", "n_init"):
             if not getattr(self, name) >= 1:
                 raise ValueError(f"{name} must be >= 1; got {getattr(self, name)!r}.")
-        if self.weights_init is not None:
-            w = np.asarray(self.weights_init, dtype=np.float64)
-            if w.shape != (K,) or np.any(w < 0) or not np.isclose(w.sum(), 1.0):
-                raise ValueError(
-                    f"weights_init must be {K} non-negative numbers summing to 1; got shape "
-                    f"{w.shape} summing to {w.sum():.6g}."
-                )
-        if self.means_init is not None:
-            m = np.asarray(self.means_init)
-            if m.shape != (K, n_features):
-                raise ValueError(
-                    f"means_init must have shape (n_components, n_features) = {(K, n_features)}; "
-                    f"got {m.shape}."
-                )
-        if self.precisions_init is not None:
-            expected = {
-                "full": (K, n_features, n_features),
-                "diag": (K, n_features),
-                "spherical": (K,),
-            }[self.covariance_type]
-            p = np.asarray(self.precisions_init)
-            if p.shape != expected:
-                raise ValueError(
-                    f"precisions_init for covariance_type={self.covariance_type!r} must have "
-                    f"shape {expected}; got {p.shape}."
-                )
+        _check_initial_values(self, n_features)
 
     def _check_is_fitted(self):
         if not hasattr(self, "means_"):
@@ -691,18 +735,7 @@ class GaussianMixture:
         if self.precisions_init is None:
             precisions_cholesky = compute_precision_cholesky(covariances, self.covariance_type)
         else:
-            precisions = np.array(self.precisions_init, dtype=np.float64)
-            if self.covariance_type == "full":
-                try:
-                    precisions_cholesky = np.linalg.cholesky(precisions)  # L L^T = P
-                except np.linalg.LinAlgError:
-                    raise ValueError(
-                        "precisions_init must hold symmetric positive-definite matrices."
-                    ) from None
-            else:
-                if np.any(precisions <= 0):
-                    raise ValueError("precisions_init must be positive.")
-                precisions_cholesky = np.sqrt(precisions)
+            precisions_cholesky = _cholesky_of_precisions(self.precisions_init, self.covariance_type)
         return weights, means, precisions_cholesky
 
     def fit(self, X, y=None):
@@ -720,28 +753,9 @@ class GaussianMixture:
         X = check_X(X)
         self._check_parameters(X)
         rng = np.random.default_rng(self.random_state)
-        best = None
-        for _ in range(self.n_init):
-            weights, means, prec_chol = self._initialize(X, rng)
-            history, converged, covariances = [], False, None
-            lower_bound = -np.inf
-            for _ in range(self.max_iter):
-                previous = lower_bound
-                # e_step, then exp(log_resp), in one pass (responsibilities below ~1e-308 are
-                # set to 0: as subnormal numbers they would slow the M-step's products).
-                resp_t, log_prob_norm = _expectation(X, weights, means, prec_chol,
-                                                     self.covariance_type, exponentiate=True)
-                resp = resp_t.T  # (n, K)
-                weights, means, covariances = m_step(X, resp, self.reg_covar, self.covariance_type)
-                prec_chol = compute_precision_cholesky(covariances, self.covariance_type)
-                lower_bound = float(np.mean(log_prob_norm))
-                history.append(lower_bound)
-                if abs(lower_bound - previous) < self.tol:
-                    converged = True
-                    break
-            if best is None or lower_bound > best[0]:
-                best = (lower_bound, weights, means, covariances, prec_chol, converged, history)
-
+        runs = (_run_em(X, *self._initialize(X, rng), self.covariance_type, self.reg_covar,
+                        self.tol, self.max_iter) for _ in range(self.n_init))
+        best = max(runs, key=lambda run: run[0])  # the highest log-likelihood; the first on ties
         lower_bound, weights, means, covariances, prec_chol, converged, history = best
         if not converged:
             warnings.warn(

@@ -92,11 +92,12 @@ VISIBLE_TEXT_JS = """() => {
 
 WAIT_MATHJAX_JS = """() => new Promise((resolve, reject) => {
   const start = Date.now();
-  // Sphinx loads MathJax only on pages that have maths
+  // Sphinx loads MathJax only on pages that have maths. Count the article's equations only:
+  // a heading with maths is typeset again in the page's table of contents.
   if (!document.querySelector('script[src*="mathjax/tex-svg.js"]')) { resolve(0); return; }
   (function poll() {
     if (window.MathJax && MathJax.startup && MathJax.startup.promise) {
-      MathJax.startup.promise.then(() => resolve(document.querySelectorAll('mjx-container').length));
+      MathJax.startup.promise.then(() => resolve(document.querySelectorAll('article.bd-article mjx-container').length));
     } else if (Date.now() - start > 20000) {
       reject(new Error('MathJax did not start'));
     } else { setTimeout(poll, 50); }

@@ -209,7 +209,7 @@ plt.show()
 # The targets are grey levels $x_j \in [0, 1]$, not binary pixels. For a target $x$ the binary
 # cross-entropy $-[x \log p + (1-x) \log(1-p)]$ is smallest at $p = x$, where it equals the
 # entropy $H(x) = -[x \log x + (1-x) \log(1-x)]$; so no decoder can bring an image's loss below
-# $\sum_j H(x_j)$. A grey pixel costs up to $\log 2 pprox 0.69$ nats even when it is
+# $\sum_j H(x_j)$. A grey pixel costs up to $\log 2 \approx 0.69$ nats even when it is
 # reproduced exactly; a pure black or white pixel costs nothing. The cell prints this floor
 # (mean over test images) beside the autoencoder's loss on the same test images, and what is
 # left above the floor: only that part is reconstruction error a better decoder could remove.
@@ -703,10 +703,10 @@ plt.show()
 # 9 and a 9 called 4). Do classes close in KL get confused more? The cell prints Spearman's
 # rank correlation over the 45 pairs, between closeness ($-$KL) and the error count, with
 # average ranks for ties (the cell prints how many distinct error counts the 45 pairs have:
-# fewer than 45 means ties). Its usual p-value treats
-# the 45 pairs as independent, which they are not (each class takes part in 9 of them), so the
-# cell also prints a permutation p-value that shuffles the class labels of the KL matrix (a
-# Mantel test), which respects that structure.
+# fewer than 45 means ties). Its usual p-value treats the 45 pairs as independent, which they
+# are not (each class takes part in 9 of them), so the cell also prints a permutation p-value
+# that shuffles the class labels of the KL matrix (a Mantel test), which respects that
+# structure.
 
 # %%
 N_PERMUTATIONS = 999  # relabellings of the classes for the Mantel test (cheap: 45 numbers each)
@@ -766,9 +766,9 @@ if not config.is_quick():  # 0.70 and 0.88 with the original configuration's mix
         assert similarity[name]["mantel_pvalue"] < 0.05, similarity[name]["mantel_pvalue"]
 
 # %% [markdown]
-# Both rank correlations are positive, and the permutation p-values say that no relabelling of
-# the classes does as well in more than a few percent of cases: classes that the mixtures
-# place close in KL are the ones the classifier confuses. Both matrices come from the same
+# Both rank correlations are positive, and the permutation p-values say that at most a few
+# percent of random relabellings of the classes do as well: classes that the mixtures place
+# close in KL are the ones the classifier confuses. Both matrices come from the same
 # tuned mixtures, so the agreement is a property of one model, measured twice.
 #
 # ### Which pairs are hard to morph?

@@ -26,16 +26,17 @@
 #
 # **What you'll do**
 #
-# - train a convolutional autoencoder on each dataset (without labels) and look at its
-#   reconstructions;
+# - train a convolutional autoencoder on each dataset (without labels), look at its
+#   reconstructions and measure how far its loss is above the floor that grey levels set;
 # - write Bayes' rule over class likelihoods yourself, in log space;
 # - choose the mixtures' settings on a validation split, then report train and test accuracy
-#   beside the published figures;
-# - draw images of a chosen class, decode each component's mean as a "style", morph one
-#   class into another, and compare with one mixture for all classes and with uniform codes;
+#   beside the published figures, with the spread over mixture seeds;
+# - draw images of a chosen class and check that they are not copies of training images,
+#   decode each component's mean as a "style", morph one class into another, and compare with
+#   one mixture for all classes (on the same codes) and with uniform codes;
 # - measure calibration, out-of-distribution detection (AUROC) and class similarity (KL by
 #   Monte Carlo), and set the KL matrix beside the confusion matrix;
-# - see a 2-D code space with a 30-component mixture drawn over it.
+# - see a 2-D code space with a 30-component mixture drawn over it, and decode its draws.
 #
 # **What you'll learn**
 #
@@ -68,8 +69,10 @@ import time
 import matplotlib.pyplot as plt
 import numpy as np
 import torch
+import torch.nn.functional as F
+from scipy import special, stats
 from sklearn.calibration import calibration_curve
-from sklearn.metrics import accuracy_score, confusion_matrix, roc_auc_score
+from sklearn.metrics import accuracy_score, confusion_matrix, pairwise_distances_argmin_min, roc_auc_score
 from tqdm.auto import tqdm
 
 from gae_course import checks, config, data, gae, metrics, mixture, models, plotting, presets, results, train
@@ -89,14 +92,16 @@ N_TEST_USED = config.pick(full=None, quick=2_000)  # None: all 10k test images
 AE_CONFIGS = presets.autoencoder_configs()  # chosen on the validation split (tools/tune_gae.py)
 AE_TRAINING = presets.autoencoder_training()
 
-SEED_GMM = dict(n_components=6, reg_covar=0.01)  # the original configuration, reproduced
+ORIGINAL_GMM = dict(n_components=6, reg_covar=0.01)  # the GAE paper's mixture settings
 GMM_GRID = dict(  # candidates for the tuned configuration, chosen on validation accuracy
     n_components=config.pick(full=[6, 10, 20], quick=[6, 10]),
     reg_covar=config.pick(full=[0.01, 0.03, 0.1], quick=[0.01, 0.1]),
 )
+MIXTURE_SEEDS = config.pick(full=[0, 1, 2], quick=[0, 1])  # EM initialisations of the tuned model
 REJECT_QUANTILE = 0.01  # "none of these" rejects this fraction of training images
 N_SHOWN = 8  # samples per class in the image grids
-N_SINGLE_FIT = config.pick(full=10_000, quick=2_000)  # codes for the one-mixture-for-all fit
+N_SINGLE_FIT = config.pick(full=10_000, quick=2_000)  # codes for single vs per-class, both fits
+N_NEIGHBOUR = config.pick(full=200, quick=50)  # samples (and test images) searched for a near copy
 N_KL_SAMPLES = config.pick(full=20_000, quick=1_000)  # Monte Carlo draws per class for KL
 N_PATH_STEPS = 9  # images along an interpolation
 
@@ -108,8 +113,9 @@ print(f"mode: {config.mode()}; torch threads: {torch.get_num_threads()}")
 for name, ae_config in AE_CONFIGS.items():
     print(f"{name} autoencoder: {ae_config.kind}, code of {ae_config.latent_dim}, "
           f"{AE_TRAINING.epochs} epochs")
-for name in ["N_VALIDATION", "N_TEST_USED", "SEED_GMM", "GMM_GRID", "REJECT_QUANTILE", "N_SHOWN",
-             "N_SINGLE_FIT", "N_KL_SAMPLES", "N_PATH_STEPS", "AE2D_CONFIG", "AE2D_TRAINING", "K_2D"]:
+for name in ["N_VALIDATION", "N_TEST_USED", "ORIGINAL_GMM", "GMM_GRID", "MIXTURE_SEEDS",
+             "REJECT_QUANTILE", "N_SHOWN", "N_SINGLE_FIT", "N_NEIGHBOUR", "N_KL_SAMPLES", "N_PATH_STEPS",
+             "AE2D_CONFIG", "AE2D_TRAINING", "K_2D"]:
     print(f"  {name:15s} = {globals()[name]}")
 if config.is_quick():
     print(f"  quick mode: the models train on {presets.N_TRAIN_QUICK} of the training images")
@@ -183,9 +189,9 @@ for name in DATASETS:
           f"{fitted.history['loss'][-1]:.1f} nats per image")
 
 # %% [markdown]
-# The loss is the reconstruction error in nats per image. It falls fast in the first epoch
-# and slowly after; on Fashion-MNIST it stays higher, because clothes have more texture than
-# digits have strokes.
+# The loss is the reconstruction error in nats per image, averaged over each epoch's batches.
+# Look at how much of the fall happens in the first epoch, and at the gap between the two
+# datasets; the next cell asks how much of that gap any decoder would keep.
 
 # %%
 fig, ax = plt.subplots(figsize=(6, 3.5))
@@ -198,10 +204,52 @@ ax.legend()
 plt.show()
 
 # %% [markdown]
+# ### How low can the loss go? The entropy floor of grey levels
+#
+# The targets are grey levels $x_j \in [0, 1]$, not binary pixels. For a target $x$ the binary
+# cross-entropy $-[x \log p + (1-x) \log(1-p)]$ is smallest at $p = x$, where it equals the
+# entropy $H(x) = -[x \log x + (1-x) \log(1-x)]$; so no decoder can bring an image's loss below
+# $\sum_j H(x_j)$. A grey pixel costs up to $\log 2 \approx 0.69$ nats even when it is
+# reproduced exactly; a pure black or white pixel costs nothing. The cell prints this floor
+# (mean over test images) beside the autoencoder's loss on the same test images, and what is
+# left above the floor: only that part is reconstruction error a better decoder could remove.
+
+# %%
+def reconstruction_loss_per_image(autoencoder, images):
+    """Binary cross-entropy summed over pixels for each image, as in training; shape (n,)."""
+    def loss(x):
+        logits = autoencoder(x)  # (B, 1, 28, 28)
+        target = x.reshape(logits.shape)
+        return F.binary_cross_entropy_with_logits(logits, target, reduction="none").flatten(1).sum(1)
+    return train.evaluate(loss, autoencoder, images).numpy()
+
+
+loss_floor = {}
+print(f"{'dataset':<14} {'entropy floor':>13} {'test loss':>10} {'above floor':>12}  (nats per image)")
+for name in DATASETS:
+    x = splits[name]["test_images"].astype(np.float64)
+    floor = float(np.mean((special.entr(x) + special.entr(1 - x)).sum(axis=(1, 2))))  # sum_j H(x_j)
+    test_loss = float(np.mean(reconstruction_loss_per_image(autoencoders[name], splits[name]["test_images"])))
+    loss_floor[name] = dict(entropy_floor=floor, test_loss=test_loss, above_floor=test_loss - floor)
+    print(f"{name:<14} {floor:>13.1f} {test_loss:>10.1f} {test_loss - floor:>12.1f}")
+gap_loss = loss_floor["fashion-mnist"]["test_loss"] - loss_floor["mnist"]["test_loss"]
+gap_floor = loss_floor["fashion-mnist"]["entropy_floor"] - loss_floor["mnist"]["entropy_floor"]
+print(f"gap in test loss (Fashion-MNIST minus MNIST) {gap_loss:.1f} nats, of which the floor's "
+      f"gap {gap_floor:.1f} nats ({gap_floor / gap_loss:.0%})")
+if not config.is_quick():  # floors about 45 and 190 nats, losses about 58 and 203 nats
+    assert gap_floor > 0.5 * gap_loss, loss_floor
+
+# %% [markdown]
+# Fashion-MNIST's higher loss is mostly its floor: clothes have large areas of grey, whose
+# entropy no decoder can remove, while digits are nearly black and white. Compare the last
+# column rather than the loss itself when you ask which dataset the autoencoder reconstructs
+# better.
+
+# %% [markdown]
 # Reconstructions of test images the autoencoder never saw: the top row of each panel is the
-# input, the bottom row the decoded code. Digits come back almost intact; clothes lose fine
-# texture (prints, stripes) but keep their shape. Everything the mixtures see is in these
-# codes.
+# input, the bottom row the decoded code. Compare each pair: look for what the code keeps (the
+# shape, the stroke) and what it loses (fine texture such as prints and stripes). Everything
+# the mixtures see is in these codes.
 
 # %%
 fig, axes = plt.subplots(1, 2, figsize=(12, 3))
@@ -284,19 +332,30 @@ for name in DATASETS:
 #
 # With the settings fixed, the mixtures are refitted on every training code (training part
 # and validation part together) and the "none of these" threshold is set on them. Then, and
-# only then, the test codes are classified.
+# only then, the test codes are classified. EM starts from a k-means++ initialisation that
+# depends on the seed, so the tuned model is also fitted with the other seeds of
+# `MIXTURE_SEEDS`: their spread says how large a difference between two rows must be before it
+# means anything. The codes are in the same order as in chapter 6 (the training part, then the
+# validation part, each by index; k-means++ depends on the order), so chapter 6's mixtures in
+# the original configuration with seed 0 are this chapter's.
 
 # %%
 final = {name: {} for name in DATASETS}
+seed_accuracy = {name: {} for name in DATASETS}  # the tuned setting, one test accuracy per seed
 for name in DATASETS:
     s = splits[name]
-    for label, (K, reg) in [("seed", (SEED_GMM["n_components"], SEED_GMM["reg_covar"])),
+    for label, (K, reg) in [("original", (ORIGINAL_GMM["n_components"], ORIGINAL_GMM["reg_covar"])),
                             ("tuned", tuned_gmm[name])]:
         model = gae.GaussianAutoEmbeddings(
             autoencoders[name], gae.ClassConditionalGMM(K, reg_covar=reg, random_state=0),
             reject_quantile=REJECT_QUANTILE,
         ).fit_codes(codes[name]["all"], s["all_labels"])
         final[name][label] = model
+    seed_accuracy[name][0] = accuracy_score(s["test_labels"], final[name]["tuned"].gmm.predict(codes[name]["test"]))
+    K, reg = tuned_gmm[name]
+    for seed in tqdm([seed for seed in MIXTURE_SEEDS if seed != 0], desc=f"{name}: other mixture seeds"):
+        other = gae.ClassConditionalGMM(K, reg_covar=reg, random_state=seed).fit(codes[name]["all"], s["all_labels"])
+        seed_accuracy[name][seed] = accuracy_score(s["test_labels"], other.predict(codes[name]["test"]))
 
 accuracy = {name: {} for name in DATASETS}
 for name in DATASETS:
@@ -307,34 +366,50 @@ for name in DATASETS:
             "test": accuracy_score(s["test_labels"], model.gmm.predict(codes[name]["test"])),
         }
 
-print(f"{'dataset':<14} {'model':<28} {'train acc':>9} {'test acc':>9}")
+print(f"{'dataset':<14} {'model':<34} {'train acc':>9} {'test acc':>9}")
 for name in DATASETS:
     p = PUBLISHED[name]
-    print(f"{name:<14} {'published GAE':<28} {p['train']:>9.4f} {p['test']:>9.4f}")
+    print(f"{name:<14} {'published GAE':<34} {p['train']:>9.4f} {p['test']:>9.4f}")
     for label, model in final[name].items():
-        desc = f"{label}: K={model.gmm.n_components}, reg={model.gmm.reg_covar}"
+        desc = f"{label}: K={model.gmm.n_components}, reg={model.gmm.reg_covar}, seed 0"
         a = accuracy[name][label]
-        print(f"{name:<14} {desc:<28} {a['train']:>9.4f} {a['test']:>9.4f}")
+        print(f"{name:<14} {desc:<34} {a['train']:>9.4f} {a['test']:>9.4f}")
+    by_seed = np.array([seed_accuracy[name][seed] for seed in MIXTURE_SEEDS])
+    desc = f"tuned, {len(MIXTURE_SEEDS)} seeds: mean ± std"
+    print(f"{name:<14} {desc:<34} {'':>9} {by_seed.mean():>9.4f} ± {by_seed.std(ddof=1):.4f}"
+          f"  (min {by_seed.min():.4f}, max {by_seed.max():.4f})")
 
 # %%
-TARGET = {"mnist": 0.985, "fashion-mnist": 0.88}  # the course's targets for the test accuracy
+TARGET = {"mnist": 0.985, "fashion-mnist": 0.88}  # the course's targets, for every mixture seed
 for name in DATASETS:
-    reached = accuracy[name]["tuned"]["test"] >= TARGET[name]
-    print(f"{name}: test accuracy {accuracy[name]['tuned']['test']:.4f}, target {TARGET[name]}: "
-          f"{'reached' if reached else 'NOT reached'}")
+    worst = min(seed_accuracy[name].values())
+    print(f"{name}: lowest test accuracy over seeds {MIXTURE_SEEDS}: {worst:.4f}, target {TARGET[name]}: "
+          f"{'reached' if worst >= TARGET[name] else 'NOT reached'}")
+    for label in ("original", "tuned"):
+        gain = accuracy[name][label]["test"] - PUBLISHED[name]["test"]
+        print(f"  {label} configuration, seed 0: {gain:+.4f} test accuracy against the published figure")
 if config.is_quick():  # two epochs on 4000 images: far from the final numbers, but not chance
     assert accuracy["mnist"]["tuned"]["test"] > 0.6
-else:  # a sanity floor a little under the targets: training differs slightly between machines
-    assert accuracy["mnist"]["tuned"]["test"] >= 0.98, accuracy
-    assert accuracy["fashion-mnist"]["tuned"]["test"] >= 0.87, accuracy
+else:  # COURSE.md: every seed reaches the target
+    for name in DATASETS:
+        assert min(seed_accuracy[name].values()) >= TARGET[name], seed_accuracy
+        assert accuracy[name]["original"]["test"] > PUBLISHED[name]["test"], accuracy  # by 0.006 and 0.027
 
 # %% [markdown]
 # The mixtures see 32 or 64 numbers per image and were never told what a digit looks like; the
-# autoencoder never saw a label. Still the likelihood classifier beats the published figures,
-# in the original configuration already and more so in the tuned one. Where does it go wrong?
-# The confusion matrices (test set, tuned model, rows: true class, the diagonal hidden) show the
-# usual suspects: 4 and 9, 7 and 9, 3, 5 and 8 among digits; shirt, T-shirt, pullover and coat
-# among clothes.
+# autoencoder never saw a label. Still the likelihood classifier's test accuracy is above the
+# published figure in both configurations (the printed differences). Only the mixture settings
+# of the original configuration are the paper's: the autoencoder (a convolutional network, its
+# code size, its 10 epochs, trained on the training part only) is this course's, chosen on our
+# validation split, so the gain over the published figure belongs to the autoencoder as much as
+# to the mixtures. Compare the gap between the tuned and the original rows with the spread over
+# seeds before you read it as an effect of the settings.
+#
+# **From here on every figure and measurement uses the tuned model (seed 0)**, the one the
+# validation split chose, except where a cell names another. Where does it go wrong? The
+# confusion matrices (test set, rows: true class, the diagonal hidden) and the printed list of
+# the most confused pairs show which classes share strokes or shapes: look for digits that
+# differ by one stroke and for the upper-body garments among clothes.
 
 # %%
 confusion = {}
@@ -352,101 +427,161 @@ for ax, name in zip(axes, DATASETS):
     ax.set_xticklabels(names, rotation=60, ha="right")
     ax.set_yticklabels(names)
     fig.colorbar(im, ax=ax, shrink=0.8, label="test images")
+    both = off_diagonal + off_diagonal.T
+    worst = sorted(((both[a, b], a, b) for a, b in itertools.combinations(range(10), 2)), reverse=True)[:5]
+    print(f"{name}: most confused pairs (test errors, both directions): "
+          + ", ".join(f"{names[a]}-{names[b]} ({n})" for n, a, b in worst))
 plt.tight_layout()
 plt.show()
 
 # %% [markdown]
 # ## Draw images of a chosen class
 #
-# Each row holds images decoded from codes drawn from one class's mixture (the original
-# configuration, 6 components per class). They are new images: no training image was copied.
-# Most are clean members of their class; a few, drawn from the tails of a Gaussian, are
-# blurry.
+# Each row holds images decoded from codes drawn from one class's mixture (the tuned model).
+# Look for rows whose images all belong to the class asked for, and for the blurry ones: a
+# Gaussian's tails reach codes between the clouds of training codes.
 
 # %%
 fig, axes = plt.subplots(1, 2, figsize=(12, 7))
 for ax, name in zip(axes, DATASETS):
-    model = final[name]["seed"]
+    model = final[name]["tuned"]
     drawn = np.concatenate([model.sample(c, N_SHOWN, rng) for c in range(10)])
     plotting.image_grid(drawn, n_cols=N_SHOWN, ax=ax, title=f"{name}: samples of each class",
                         row_labels=data.CLASS_NAMES[name], xlabel="sample")
 plt.show()
 
 # %% [markdown]
+# ### New images, or copies of training images?
+#
+# A sampler that memorised its training set would decode codes that sit on training codes,
+# and its images would be copies. Measure it: for each of `N_NEIGHBOUR` samples, the Euclidean
+# distance (over the 784 pixels) to its nearest image among the training images the mixtures
+# were fitted on. The reference is what "new" looks like through the same decoder: the
+# reconstructions of as many test images, which no model has seen, with their own nearest
+# training images. (Raw test images would be an unfair reference: decoded images are smoother
+# than real ones, which alone changes the distances.) A copying sampler would show sample
+# distances far below the reference.
+
+# %%
+copies = {}
+for name in DATASETS:
+    model, s = final[name]["tuned"], splits[name]
+    train_flat = s["all_images"].reshape(len(s["all_images"]), -1)
+    labels = rng.integers(0, 10, N_NEIGHBOUR)
+    sampled = np.concatenate([model.sample(c, int(np.sum(labels == c)), rng) for c in range(10)])
+    pick = rng.choice(len(s["test_images"]), N_NEIGHBOUR, replace=False)
+    rebuilt = model.decode(codes[name]["test"][pick])
+    _, d_sampled = pairwise_distances_argmin_min(sampled.reshape(N_NEIGHBOUR, -1), train_flat)
+    _, d_rebuilt = pairwise_distances_argmin_min(rebuilt.reshape(N_NEIGHBOUR, -1), train_flat)
+    below = float(np.mean(d_sampled < np.quantile(d_rebuilt, 0.05)))  # 5% if alike
+    p_closer = float(stats.mannwhitneyu(d_sampled, d_rebuilt, alternative="less").pvalue)
+    copies[name] = dict(sample_median=float(np.median(d_sampled)), sample_min=float(d_sampled.min()),
+                        test_reconstruction_median=float(np.median(d_rebuilt)),
+                        test_reconstruction_min=float(d_rebuilt.min()),
+                        samples_below_test_5_percent=below, mann_whitney_pvalue=p_closer)
+    print(f"{name}: distance to the nearest training image, median (smallest) over {N_NEIGHBOUR}: "
+          f"samples {np.median(d_sampled):.2f} ({d_sampled.min():.2f}), reconstructed test images "
+          f"{np.median(d_rebuilt):.2f} ({d_rebuilt.min():.2f}); {below:.0%} of the samples are closer "
+          f"than the closest 5% of test reconstructions; one-sided Mann-Whitney p = {p_closer:.2f}")
+    print("  verdict: " + ("samples are closer to training images than test reconstructions are"
+                           if p_closer < 0.01 else "samples are no closer to training images than "
+                                                   "test reconstructions are"))
+
+# %% [markdown]
+# Read the two medians, the fraction (about 5% if samples and test reconstructions are alike)
+# and the verdict (a one-sided Mann-Whitney test of "samples are closer"): samples whose nearest
+# training image is no closer than a test image's reconstruction are as new as test images are.
+# A sample can still look like a training image the way two handwritten sevens do; the check
+# only looks for near-copies, on `N_NEIGHBOUR` samples.
+#
 # ## Styles: each component's mean, decoded
 #
-# A class's mixture splits it into a few modes. Decoding each component's mean shows what the
-# mode stands for: slanted and upright ones, sevens with and without a bar, boots with and
-# without a heel. The column order is by weight, largest first.
+# A class's mixture splits it into modes. Decoding each component's mean shows what the mode
+# stands for. The grid shows the `N_SHOWN` heaviest components of each class (of the tuned
+# model's components per class), by weight, largest first. Look along a row for what changes
+# between the means: the slant, the thickness of the stroke, a stroke present in some and
+# missing in others (a bar across a seven, a loop at the bottom of a two), the heel of a boot or
+# the sleeves of a top. The grid lets you look; it measures nothing.
 
 # %%
 fig, axes = plt.subplots(1, 2, figsize=(10, 7))
 for ax, name in zip(axes, DATASETS):
-    model = final[name]["seed"]
+    model = final[name]["tuned"]
     rows = []
     for c in range(10):
-        order = np.argsort(-model.gmm.component_weights(c))
+        order = np.argsort(-model.gmm.component_weights(c))[:N_SHOWN]
         rows.append(model.styles(c)[order])
-    plotting.image_grid(np.concatenate(rows), n_cols=SEED_GMM["n_components"], ax=ax,
-                        title=f"{name}: component means (styles)",
+    plotting.image_grid(np.concatenate(rows), n_cols=min(N_SHOWN, model.gmm.n_components), ax=ax,
+                        title=f"{name}: heaviest component means (styles)",
                         row_labels=data.CLASS_NAMES[name], xlabel="component, by weight")
 plt.show()
 
 # %% [markdown]
 # ## One mixture for all classes instead
 #
-# Fit a single mixture with as many components as all class mixtures together (60), ignoring
-# the labels, on a subset of training codes. Its samples cannot be asked for a class, and
-# several of its components straddle two classes, so more samples are blends. Two measures: the
-# **purity** of its components (the fraction of a component's responsibility that falls on its
-# majority class; 1 is a component inside one class), and the test log-likelihood of both
-# models (the per-class model is a 60-component mixture too, $p(z) = \sum_c \pi_c p(z\mid c)$,
-# but one whose components were each fitted within one class).
+# Fit a single mixture with as many components as all class mixtures together, ignoring the
+# labels, and set it beside per-class mixtures fitted **on the same codes** (a random subset of
+# `N_SINGLE_FIT` training codes), with the same `reg_covar` and in the same standardised space:
+# only the labels differ. This comparison uses the original configuration (6 components per
+# class, so 60 in the single mixture): a single mixture of 10 × 20 = 200 full-covariance
+# components would be slow to fit, since every EM step scores every code under every component
+# (a 20-component class mixture scores only its own class's codes). The single mixture's samples
+# cannot be asked for a class, and a component that straddles two classes draws blends. Two
+# measures: the **purity** of its components (the fraction of a component's responsibility that
+# falls on its majority class; 1 is a component inside one class), and the test log-likelihood
+# of both models (the per-class model is a 60-component mixture too,
+# $p(z) = \sum_c \pi_c p(z\mid c)$, but one whose components were each fitted within one class).
 
 # %%
 single_report = {}
 fig, axes = plt.subplots(1, 2, figsize=(12, 5))
 for ax, name in zip(axes, DATASETS):
-    model, s = final[name]["seed"], splits[name]
+    s = splits[name]
     subset = rng.choice(len(codes[name]["all"]), N_SINGLE_FIT, replace=False)
-    standardizer = model.gmm.standardizer_  # the same standardised space as the class mixtures
-    u_subset = standardizer.transform(codes[name]["all"][subset])
-    single = mixture.GaussianMixture(model.gmm.n_components * 10, covariance_type="full",
-                                     reg_covar=model.gmm.reg_covar, random_state=0).fit(u_subset)
+    z_subset, labels_subset = codes[name]["all"][subset], s["all_labels"][subset]
+    per_class = gae.ClassConditionalGMM(ORIGINAL_GMM["n_components"], reg_covar=ORIGINAL_GMM["reg_covar"],
+                                        random_state=0).fit(z_subset, labels_subset)
+    standardizer = per_class.standardizer_  # the single mixture works in the same space
+    u_subset = standardizer.transform(z_subset)
+    single = mixture.GaussianMixture(per_class.n_components * 10, covariance_type="full",
+                                     reg_covar=per_class.reg_covar, random_state=0).fit(u_subset)
     resp = single.predict_proba(u_subset)  # (n, 60)
-    mass = np.stack([resp[s["all_labels"][subset] == c].sum(0) for c in range(10)])  # (10, 60)
+    mass = np.stack([resp[labels_subset == c].sum(0) for c in range(10)])  # (10, 60)
     purity = float(np.sum(mass.max(0)) / np.sum(mass))
     test_single = (float(np.mean(single.score_samples(standardizer.transform(codes[name]["test"]))))
                    + standardizer.log_jacobian_)
-    test_per_class = float(np.mean(model.gmm.score_samples(codes[name]["test"])))
-    single_report[name] = dict(purity=purity, test_loglik_single=test_single,
-                               test_loglik_per_class=test_per_class)
+    test_per_class = float(np.mean(per_class.score_samples(codes[name]["test"])))
+    single_report[name] = dict(n_codes=N_SINGLE_FIT, n_components=single.n_components, purity=purity,
+                               test_loglik_single=test_single, test_loglik_per_class=test_per_class)
     u_drawn, _ = single.sample(40, rng=rng)  # grouped by component: shuffle
-    drawn = model.decode(standardizer.inverse_transform(u_drawn[rng.permutation(40)]))
+    drawn = final[name]["tuned"].decode(standardizer.inverse_transform(u_drawn[rng.permutation(40)]))
     plotting.image_grid(drawn, n_cols=10, ax=ax,
-                        title=f"{name}: samples of one 60-component mixture", xlabel="sample",
-                        ylabel="(no class to ask for)")
-    print(f"{name}: purity of the single mixture's components {purity:.3f}; test log-likelihood "
-          f"per code: single {test_single:.1f}, per-class {test_per_class:.1f} nats")
+                        title=f"{name}: samples of one {single.n_components}-component mixture",
+                        xlabel="sample", ylabel="(no class to ask for)")
+    better = "per-class" if test_per_class > test_single else "single"
+    print(f"{name}: {N_SINGLE_FIT} codes for both; purity of the single mixture's components "
+          f"{purity:.3f}; test log-likelihood per code: single {test_single:.1f}, per-class "
+          f"{test_per_class:.1f} nats; verdict: the {better} mixture is the better density")
 plt.show()
 
 # %% [markdown]
-# The single mixture is not even a better density: fitted without labels on fewer codes, it
-# gives the test codes a lower likelihood than the per-class mixtures together. Labels help the
-# density, not only the classifier.
+# Read the verdict: both models had the same codes, the same number of components and the same
+# `reg_covar`, so a higher test likelihood for the per-class mixtures means that the labels
+# help the density, not only the classifier (they tell EM which codes belong together); a
+# purity below 1 says how often an unsupervised component mixes classes.
 #
 # ## Codes drawn uniformly from the box: gibberish
 #
 # If the decoder could turn any code into an image, we would not need the mixtures: we could
 # draw codes uniformly from the box that holds the training codes. The images say otherwise.
-# The codes of real images fill a thin, curved region of the 32-dimensional box; almost all
+# The codes of real images fill a thin, curved region of the 32- or 64-dimensional box; almost all
 # of the box's volume is far from it, where the decoder was never trained.
 
 # %%
 box_report = {}
 fig, axes = plt.subplots(1, 2, figsize=(12, 3.5))
 for ax, name in zip(axes, DATASETS):
-    model = final[name]["seed"]
+    model = final[name]["tuned"]
     box_codes = gae.uniform_box_codes(codes[name]["all"], 1000, rng)  # the training codes' box
     rejected = float(np.mean(model.gmm.max_class_log_likelihood(box_codes) < model.gmm.threshold_))
     box_report[name] = dict(rejected_fraction=rejected)
@@ -465,7 +600,7 @@ plt.show()
 # expected calibration error (ECE) is the average gap, weighted by bin size.
 
 # %%
-calibration = {}
+calibration, calibration_detail = {}, {}
 fig, ax = plt.subplots(figsize=(5.5, 5))
 ax.plot([0, 1], [0, 1], color="grey", linestyle="--", label="perfect calibration")
 for name in DATASETS:
@@ -475,16 +610,30 @@ for name in DATASETS:
     observed, mean_conf = calibration_curve(correct, proba.max(axis=1), n_bins=10)
     ece = metrics.expected_calibration_error(s["test_labels"], proba)
     calibration[name] = ece
+    top = proba.max(axis=1) >= 0.9
+    below = mean_conf < 0.9
+    gap = float(np.mean(observed[below] - mean_conf[below])) if below.any() else float("nan")
+    calibration_detail[name] = dict(fraction_top_bin=float(top.mean()), accuracy_top_bin=float(correct[top].mean()),
+                                    mean_gap_below_top_bin=gap)
     ax.plot(mean_conf, observed, marker="o", label=f"{name} (ECE {ece:.3f})")
+    print(f"{name}: ECE {ece:.4f}; {top.mean():.1%} of test images have a top probability of at least "
+          f"0.9, {correct[top].mean():.1%} of them right; mean (accuracy - confidence) over the "
+          f"lower bins {gap:+.3f} ({'over' if gap < 0 else 'under'}-confident)")
 ax.set(title="Calibration of p(class | code) on test images", xlabel="top-class probability",
        ylabel="fraction correct")
 ax.legend()
 plt.show()
+print(f"verdict: the larger ECE is {max(calibration, key=calibration.get)}'s")
+if not config.is_quick():  # ECE about 0.01 and 0.09 with the tuned model
+    assert calibration["fashion-mnist"] > calibration["mnist"], calibration
+    assert all(calibration_detail[name]["fraction_top_bin"] > 0.5 for name in DATASETS), calibration_detail
 
 # %% [markdown]
-# Most test images sit in the last bin, at a probability near 1, where they are nearly always
-# right. Below it the points fall under the diagonal: when the mixtures hesitate they are
-# **over-confident**, and more so on Fashion-MNIST (larger ECE). Densities in 32 dimensions
+# Most test images sit in the last bin, with a top probability of at least 0.9 (the printed
+# fractions); compare the fraction of them that is right with that confidence. Below it, the
+# printed mean gap says on which side of the diagonal the points fall: a negative gap means
+# that when the mixtures hesitate they are **over-confident**. The ECE is larger on
+# Fashion-MNIST. Densities in 32 or 64 dimensions
 # differ by many nats between classes, so their ratio is pushed towards 0 or 1 even when the
 # class is doubtful; a temperature on the log-likelihoods, fitted on the validation split, is
 # the usual repair (try it: divide `class_log_likelihoods` by $T > 1$ before Bayes' rule).
@@ -502,7 +651,7 @@ plt.show()
 ood = {}
 fig, axes = plt.subplots(1, 2, figsize=(12, 4))
 for ax, (name, other) in zip(axes, [("mnist", "fashion-mnist"), ("fashion-mnist", "mnist")]):
-    model = final[name]["seed"]
+    model = final[name]["tuned"]
     inside = model.gmm.max_class_log_likelihood(codes[name]["test"])
     outside = model.max_class_log_likelihood(splits[other]["test_images"])
     is_inside = np.r_[np.ones(len(inside)), np.zeros(len(outside))]
@@ -526,15 +675,15 @@ plt.show()
 # ## Transitions: from one class to another
 #
 # Draw a code from class $a$, a code from class $b$, and decode the straight line between them.
-# Between nearby classes the path morphs smoothly; between distant ones it passes through codes
-# of neither class, and the middle images are ghosts. We come back to which pairs are hard.
+# Look at the middle of each path: does it show a member of either class, or a ghost of
+# neither? The valley measurement below asks which pairs leave the data manifold.
 
 # %%
 pairs = {"mnist": [(1, 7), (3, 8), (4, 9), (0, 6), (2, 5)],
          "fashion-mnist": [(0, 6), (2, 4), (5, 7), (7, 9), (1, 3)]}
 fig, axes = plt.subplots(1, 2, figsize=(14, 4), gridspec_kw={"wspace": 0.45})
 for ax, name in zip(axes, DATASETS):
-    model = final[name]["seed"]
+    model = final[name]["tuned"]
     paths = np.concatenate([model.interpolate(a, b, N_PATH_STEPS, rng) for a, b in pairs[name]])
     names = data.CLASS_NAMES[name]
     plotting.image_grid(paths, n_cols=N_PATH_STEPS, ax=ax, title=f"{name}: class transitions",
@@ -548,31 +697,54 @@ plt.show()
 # $\mathrm{KL}(p_a \,\|\, p_b) = \mathbb E_{z \sim p_a}[\log p(z \mid a) - \log p(z \mid b)]$
 # has no closed form for mixtures, but it is an expectation, so Monte Carlo estimates it
 # without bias: draw $z_1, \dots, z_n$ from class $a$'s mixture and average the log-ratio; the
-# standard error is the sample standard deviation over $\sqrt n$. Left: the KL matrix (log
-# scale, symmetrised as $\tfrac12[\mathrm{KL}(a\|b)+\mathrm{KL}(b\|a)]$; light is close).
-# Right: the test errors, counted in both directions (a 4 called 9 and a 9 called 4). Classes
-# close in KL are the ones that get confused: the printed rank correlation over the 45 pairs
-# says how closely.
+# standard error is the sample standard deviation over $\sqrt n$. Left: the KL matrix of the
+# tuned model (log scale, symmetrised as $\tfrac12[\mathrm{KL}(a\|b)+\mathrm{KL}(b\|a)]$;
+# light is close). Right: the same model's test errors, counted in both directions (a 4 called
+# 9 and a 9 called 4). Do classes close in KL get confused more? The cell prints Spearman's
+# rank correlation over the 45 pairs, between closeness ($-$KL) and the error count, with
+# average ranks for ties (the cell prints how many distinct error counts the 45 pairs have:
+# fewer than 45 means ties). Its usual p-value treats the 45 pairs as independent, which they
+# are not (each class takes part in 9 of them), so the cell also prints a permutation p-value
+# that shuffles the class labels of the KL matrix (a Mantel test), which respects that
+# structure.
 
 # %%
+N_PERMUTATIONS = 999  # relabellings of the classes for the Mantel test (cheap: 45 numbers each)
+
+
+def mantel_pvalue(closeness, counts, n_permutations, rng):
+    """One-sided permutation p-value of Spearman's rho between two symmetric (C, C) matrices.
+
+    The classes of ``closeness`` are relabelled at random, which keeps the dependence between
+    pairs that share a class; the p-value is the fraction of relabellings with a rho at least
+    as large as the observed one (counting the observed labelling).
+    """
+    upper = np.triu_indices(len(closeness), 1)
+    observed = stats.spearmanr(closeness[upper], counts[upper]).statistic
+    perms = (rng.permutation(len(closeness)) for _ in range(n_permutations))
+    larger = sum(stats.spearmanr(closeness[p][:, p][upper], counts[upper]).statistic >= observed for p in perms)
+    return (1 + larger) / (1 + n_permutations)
+
+
 similarity = {}
 fig, axes = plt.subplots(2, 2, figsize=(12, 11))
 for row, name in zip(axes, DATASETS):
-    model = final[name]["seed"]
+    model = final[name]["tuned"]
     kl, kl_err = gae.kl_matrix(model.gmm, N_KL_SAMPLES, rng)
     sym_kl = 0.5 * (kl + kl.T)
     cm = confusion[name]
     sym_confusion = (cm + cm.T) * (1 - np.eye(10))  # errors only: the diagonal is hidden
     names = data.CLASS_NAMES[name]
     upper = np.triu_indices(10, 1)
-    # Spearman rank correlation between closeness (-KL) and confusion over the 45 pairs
-    ranks = lambda v: np.argsort(np.argsort(v))
-    rho = float(np.corrcoef(ranks(-sym_kl[upper]), ranks(sym_confusion[upper]))[0, 1])
+    spearman = stats.spearmanr(-sym_kl[upper], sym_confusion[upper])  # average ranks for ties
+    rho, p_value = float(spearman.statistic), float(spearman.pvalue)
+    p_mantel = mantel_pvalue(-sym_kl, sym_confusion, N_PERMUTATIONS, rng)
     closest = sorted(zip(sym_kl[upper], *upper))[:5]
-    similarity[name] = dict(kl=kl, kl_stderr=kl_err, spearman=rho,
+    similarity[name] = dict(kl=kl, kl_stderr=kl_err, spearman=rho, spearman_pvalue=p_value,
+                            mantel_pvalue=p_mantel,
                             closest=[(names[a], names[b], float(v)) for v, a, b in closest])
     for ax, matrix, title, label in [
-        (row[0], np.where(np.eye(10) == 1, np.nan, np.log10(sym_kl)),
+        (row[0], np.log10(np.where(np.eye(10) == 1, np.nan, sym_kl)),
          f"{name}: log10 symmetrised KL (nats)", "log10 KL"),
         (row[1], sym_confusion, f"{name}: test confusions, both directions", "test images"),
     ]:
@@ -581,26 +753,38 @@ for row, name in zip(axes, DATASETS):
         ax.set_xticklabels(names, rotation=60, ha="right")
         ax.set_yticklabels(names)
         fig.colorbar(im, ax=ax, shrink=0.8, label=label)
-    print(f"{name}: largest standard error of a KL entry {kl_err.max():.2f} nats; rank "
-          f"correlation of closeness with confusion {rho:.2f}")
+    print(f"{name}: largest standard error of a KL entry {kl_err.max():.2f} nats; Spearman rank "
+          f"correlation of closeness with confusion {rho:.2f} (p = {p_value:.1e} for independent "
+          f"pairs; permutation p = {p_mantel:.3f})")
     print("  closest pairs:", ", ".join(f"{a}-{b} ({v:.0f} nats)" for a, b, v in similarity[name]["closest"]))
+    print(f"  {len(np.unique(sym_confusion[upper]))} distinct error counts among the 45 pairs")
 plt.tight_layout()
 plt.show()
+if not config.is_quick():  # 0.70 and 0.88 with the original configuration's mixtures before
+    for name in DATASETS:
+        assert similarity[name]["spearman"] > 0.4, similarity[name]["spearman"]
+        assert similarity[name]["mantel_pvalue"] < 0.05, similarity[name]["mantel_pvalue"]
 
 # %% [markdown]
+# Both rank correlations are positive, and the permutation p-values say that at most a few
+# percent of random relabellings of the classes do as well: classes that the mixtures place
+# close in KL are the ones the classifier confuses. Both matrices come from the same
+# tuned mixtures, so the agreement is a property of one model, measured twice.
+#
 # ### Which pairs are hard to morph?
 #
 # A morph is smooth when the straight line between two codes stays where the model has
-# density. For every pair of classes, draw 20 paths and record the lowest $\log p(z)$ met along
-# each path, relative to the typical $\log p(z)$ of test codes: the deeper this **valley**, the
-# more the middle of the morph leaves the data manifold. Large KL and a deep valley go
-# together.
+# density. For every pair of classes, draw `N_VALLEY_PATHS` paths and record the lowest
+# $\log p(z)$ met along each path, relative to the typical (median) $\log p(z)$ of test codes:
+# the deeper this **valley**, the more the middle of the morph leaves the data manifold. Do
+# classes far apart in KL have deeper valleys? The cell prints the rank correlation and a
+# verdict.
 
 # %%
 N_VALLEY_PATHS = config.pick(full=20, quick=3)
 valley = {}
 for name in DATASETS:
-    model = final[name]["seed"]
+    model = final[name]["tuned"]
     typical = float(np.median(model.gmm.score_samples(codes[name]["test"])))
     depth = np.zeros((10, 10))
     for a, b in itertools.combinations(range(10), 2):
@@ -613,11 +797,24 @@ for name in DATASETS:
     hard = [(names[upper[0][i]], names[upper[1][i]], float(depth[upper][i])) for i in order[:5]]
     easy = [(names[upper[0][i]], names[upper[1][i]], float(depth[upper][i])) for i in order[-5:]]
     sym_kl = 0.5 * (similarity[name]["kl"] + similarity[name]["kl"].T)
-    rho = float(np.corrcoef(np.argsort(np.argsort(depth[upper])), np.argsort(np.argsort(sym_kl[upper])))[0, 1])
-    valley[name] = dict(hard=hard, easy=easy, spearman_with_kl=rho)
+    spearman = stats.spearmanr(depth[upper], sym_kl[upper])
+    valley[name] = dict(hard=hard, easy=easy, spearman_with_kl=float(spearman.statistic),
+                        spearman_with_kl_pvalue=float(spearman.pvalue))
     print(f"{name}: hardest to morph: " + ", ".join(f"{a}-{b} ({v:.0f})" for a, b, v in hard))
     print(f"{' ' * len(name)}  easiest to morph: " + ", ".join(f"{a}-{b} ({v:.0f})" for a, b, v in easy))
-    print(f"{' ' * len(name)}  rank correlation of valley depth with KL: {rho:.2f}")
+    p_mantel = mantel_pvalue(depth, sym_kl, N_PERMUTATIONS, rng)
+    valley[name]["mantel_pvalue"] = p_mantel
+    together = spearman.statistic > 0 and p_mantel < 0.05
+    print(f"{' ' * len(name)}  Spearman rank correlation of valley depth with KL: "
+          f"{spearman.statistic:.2f} (permutation p = {p_mantel:.3f}); verdict: "
+          + ("large KL and a deep valley go together" if together else "no clear link between KL and valley depth"))
+
+# %% [markdown]
+# Read the verdicts: where the correlation is positive and the permutation p-value small,
+# large KL and a deep valley go together, and the morphs that leave the data manifold furthest
+# join classes that the mixtures place far apart. The valley depths are noisier than the KL
+# (`N_VALLEY_PATHS` paths per pair), so compare the two datasets' values before reading much
+# into the smaller one.
 
 # %% [markdown]
 # ## A code you can see: a 2-D autoencoder with 30 components
@@ -625,10 +822,10 @@ for name in DATASETS:
 # With a 2-number code the whole code space fits on a page. The same recipe (an MLP
 # autoencoder this time, trained without labels) places the MNIST test codes below, coloured
 # by class, with a 30-component mixture fitted to the training codes drawn as ellipses (two
-# standard deviations). The classes form arms radiating from a crowded centre, and the
-# mixture spends several elongated components along each arm; near the centre the classes
-# overlap, so with two numbers per image the likelihood classifier loses much of its accuracy
-# (the title gives it).
+# standard deviations). Look for arms of classes radiating from a crowded centre, and for
+# elongated components laid along each arm. Where the classes overlap, two numbers per image
+# cannot tell them apart: the cell prints the test accuracy of per-class mixtures (original
+# configuration) on these codes beside the same setting on the 32-number codes.
 
 # %%
 s = splits["mnist"]
@@ -637,7 +834,7 @@ z2_train = train.encode_dataset(fitted_2d.model, s["all_images"])
 z2_test = train.encode_dataset(fitted_2d.model, s["test_images"])
 mixture_2d = mixture.GaussianMixture(K_2D, covariance_type="full", reg_covar=1e-3,
                                      random_state=0, max_iter=300).fit(z2_train)
-classifier_2d = gae.ClassConditionalGMM(SEED_GMM["n_components"], reg_covar=SEED_GMM["reg_covar"],
+classifier_2d = gae.ClassConditionalGMM(ORIGINAL_GMM["n_components"], reg_covar=ORIGINAL_GMM["reg_covar"],
                                         random_state=0).fit(z2_train, s["all_labels"])
 accuracy_2d = accuracy_score(s["test_labels"], classifier_2d.predict(z2_test))
 
@@ -649,7 +846,43 @@ ax.set(title=f"MNIST 2-D codes with a {K_2D}-component mixture (test accuracy of
              f"mixture: {accuracy_2d:.3f})", xlabel="code dimension 1", ylabel="code dimension 2")
 fig.colorbar(scatter, ax=ax, label="digit")
 plt.show()
-print(f"2-D codes: per-class mixture test accuracy {accuracy_2d:.4f}")
+print(f"per-class mixtures ({ORIGINAL_GMM['n_components']} components, reg_covar "
+      f"{ORIGINAL_GMM['reg_covar']}), MNIST test accuracy: 2-D codes {accuracy_2d:.4f}, "
+      f"32-number codes {accuracy['mnist']['original']['test']:.4f}")
+if not config.is_quick():  # about 0.77 against 0.98
+    assert accuracy_2d < accuracy["mnist"]["original"]["test"] - 0.1, accuracy_2d
+
+# %% [markdown]
+# The ellipses show where the 30 components sit, not what they draw. Draw codes from the
+# 30-component mixture itself (it never saw a label) and decode them: each row of the grid
+# below holds the draws of three components, taken in order of weight, largest first, and the
+# cell prints the digit that the per-class classifier above gives to each draw. Look for
+# components whose draws are all one digit and for those whose draws are blends: the latter sit
+# where the arms of the classes overlap.
+
+# %%
+N_2D_ROWS, N_2D_PER_COMPONENT = 6, 4  # 18 components, 4 draws each
+heaviest = np.argsort(-mixture_2d.weights_)[: N_2D_ROWS * 3]  # component indices, by weight
+z2_drawn = np.concatenate([
+    rng.multivariate_normal(mixture_2d.means_[k], mixture_2d.covariances_[k], N_2D_PER_COMPONENT)
+    for k in heaviest])  # (18 * 4, 2), grouped by component
+decoded_2d = train.decode_latents(fitted_2d.model, z2_drawn)
+called = classifier_2d.predict(z2_drawn)
+fig, axes = plt.subplots(1, 2, figsize=(14, 6), gridspec_kw={"width_ratios": [1, 1.3]})
+axes[0].scatter(z2_test[:, 0], z2_test[:, 1], c=s["test_labels"], cmap="tab10", s=2, alpha=0.15)
+axes[0].scatter(z2_drawn[:, 0], z2_drawn[:, 1], marker="x", color="black", s=25, label="draws")
+axes[0].set(title="Draws from the 30-component mixture over the test codes",
+            xlabel="code dimension 1", ylabel="code dimension 2")
+axes[0].legend()
+plotting.image_grid(decoded_2d, n_cols=3 * N_2D_PER_COMPONENT, ax=axes[1],
+                    title="decoded draws (3 components per row, by weight)",
+                    row_labels=[f"row {r + 1}" for r in range(N_2D_ROWS)],
+                    xlabel=f"draw ({N_2D_PER_COMPONENT} per component)")
+plt.show()
+per_row = 3 * N_2D_PER_COMPONENT
+for r in range(N_2D_ROWS):
+    print(f"row {r + 1}: digit given to each draw by the per-class classifier: "
+          f"{' '.join(str(c) for c in called[r * per_row:(r + 1) * per_row])}")
 
 # %% [markdown]
 # ## Check yourself
@@ -662,16 +895,20 @@ print(f"2-D codes: per-class mixture test accuracy {accuracy_2d:.4f}")
 #    the decoder was trained on, and why is a per-class mixture a better sampler?
 # 4. The KL matrix is not symmetric. Give an example of two classes where
 #    $\mathrm{KL}(a\|b) \ne \mathrm{KL}(b\|a)$ makes sense.
-# 5. The model is over-confident. Name one way to calibrate it without retraining anything.
+# 5. Where the calibration gap above is negative the model is over-confident. Name one way to
+#    calibrate it without retraining anything.
 #
 # ## Summary
 #
 # - An autoencoder trained without labels gives codes in which each class is a few Gaussian
-#   clouds; one mixture per class turns them into a classifier whose accuracy matches the
-#   published GAE figures.
+#   clouds; one mixture per class turns them into a classifier whose test accuracy is above
+#   the published GAE figures for every mixture seed (with this course's autoencoder, not the
+#   paper's).
 # - The same densities draw images of a chosen class, show each class's styles, morph one
 #   class into another, reject images unlike every class (AUROC above), and measure how alike
-#   two classes are (KL), which predicts which classes get confused and which are hard to morph.
+#   two classes are (KL), whose ranking agrees with which classes get confused (the rank
+#   correlation and its permutation test above) and, where the verdict says so, with which are
+#   hard to morph.
 # - Codes fill a thin manifold: sampling must follow the data (mixtures), not the box.
 # - Chapter 6 sets this model against variational autoencoders, which shape their code space
 #   during training instead of describing it afterwards.
@@ -683,8 +920,10 @@ summary = results.record(
         name: {
             "train_accuracy": accuracy[name]["tuned"]["train"],
             "test_accuracy": accuracy[name]["tuned"]["test"],
-            "seed_config": {"n_components": SEED_GMM["n_components"],
-                            "reg_covar": SEED_GMM["reg_covar"], **accuracy[name]["seed"]},
+            "test_accuracy_seeds": [seed_accuracy[name][seed] for seed in MIXTURE_SEEDS],
+            "mixture_seeds": MIXTURE_SEEDS,
+            "original_config": {"n_components": ORIGINAL_GMM["n_components"],
+                                "reg_covar": ORIGINAL_GMM["reg_covar"], **accuracy[name]["original"]},
             "tuned_config": {"n_components": tuned_gmm[name][0], "reg_covar": tuned_gmm[name][1],
                              "validation_accuracy": validation[name][tuned_gmm[name]]},
             "ood_auroc": ood[name]["auroc"],
@@ -695,6 +934,13 @@ summary = results.record(
             "uniform_box_rejected": box_report[name]["rejected_fraction"],
             "single_mixture": single_report[name],
             "kl_vs_confusion_spearman": similarity[name]["spearman"],
+            "kl_vs_confusion_spearman_pvalue": similarity[name]["spearman_pvalue"],
+            "kl_vs_confusion_mantel_pvalue": similarity[name]["mantel_pvalue"],
+            "valley_vs_kl_spearman": valley[name]["spearman_with_kl"],
+            "valley_vs_kl_mantel_pvalue": valley[name]["mantel_pvalue"],
+            "reconstruction_loss": loss_floor[name],
+            "nearest_training_image": copies[name],
+            "calibration": calibration_detail[name],
             "hardest_to_morph": valley[name]["hard"],
         }
         for name in DATASETS

@@ -1,6 +1,8 @@
-"""Checks for chapter 5: Bayes' rule over class likelihoods, in log space.
+"""Checks for chapter 5: Bayes' rule over class likelihoods, and a Monte Carlo KL.
 
-Equation: p(c | z) = pi_c p(z | c) / sum_c' pi_c' p(z | c'), computed with log-sum-exp.
+Equations: p(c | z) = pi_c p(z | c) / sum_c' pi_c' p(z | c'), computed with log-sum-exp;
+KL(p_a || p_b) ~ (1/n) sum_i [log p_a(z_i) - log p_b(z_i)] over draws z_i ~ p_a, with standard
+error s / sqrt(n), s the sample standard deviation (ddof=1) of the differences.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from gae_course.checks._core import (
     _non_finite,
     _register,
     _run,
+    _unpack,
 )
 
 
@@ -73,4 +76,63 @@ def class_posterior(fn):
     return _run("class_posterior", fn, _class_posterior_cases(), verify)
 
 
-_register(class_posterior=_class_posterior_cases)
+def _monte_carlo_kl_cases():
+    rng = np.random.default_rng(55)
+    z = rng.normal(size=200)  # draws from p_a = N(0, 1); p_b = N(1, 1): KL = 1/2 exactly
+    log_normal = lambda x, mean: -0.5 * (x - mean) ** 2 - 0.5 * np.log(2 * np.pi)  # noqa: E731
+    same = rng.normal(size=6) - 3.0
+    return [
+        _Case("5 draws", dict(log_p_a=rng.normal(size=5) - 2.0, log_p_b=rng.normal(size=5) - 4.0)),
+        _Case("3 draws (the sample standard deviation divides by n - 1 = 2)",
+              dict(log_p_a=np.array([-1.0, -2.5, -0.5]), log_p_b=np.array([-3.0, -2.0, -6.0]))),
+        _Case("200 draws from N(0, 1) scored under N(0, 1) and N(1, 1) (true KL 0.5)",
+              dict(log_p_a=log_normal(z, 0.0), log_p_b=log_normal(z, 1.0))),
+        _Case("p_b = p_a: KL 0 with standard error 0", dict(log_p_a=same, log_p_b=same.copy())),
+    ]
+
+
+def monte_carlo_kl(fn):
+    """Check ``fn(log_p_a, log_p_b) -> (kl, stderr)``.
+
+    Parameters
+    ----------
+    fn : callable
+        Given log p_a(z_i) and log p_b(z_i), each of shape (n,), at n draws z_i ~ p_a, returns
+        the Monte Carlo estimate of KL(p_a || p_b), the mean of the differences, and its
+        standard error, their sample standard deviation (ddof=1) over sqrt(n); two floats.
+
+    Returns
+    -------
+    None
+
+    Raises
+    ------
+    CheckFailed
+        With a HINT for: the difference the wrong way round, the population standard
+        deviation (ddof=0), the standard deviation without / sqrt(n), dividing by n instead of
+        sqrt(n), the two values returned in the wrong order.
+    """
+
+    def verify(case, out):
+        kl, stderr = _unpack("monte_carlo_kl", out, ("kl", "stderr"))
+        diff = case.inputs["log_p_a"] - case.inputs["log_p_b"]
+        n = len(diff)
+        mean, sd = diff.mean(), diff.std(ddof=1)
+        swapped = (np.array(kl, dtype=float), "kl and stderr are swapped: return kl, stderr (in that order).")
+        _compare("kl", kl, mean, hints=[
+            (-mean, "KL(p_a || p_b) averages log p_a - log p_b over draws from p_a: the "
+                    "difference is the wrong way round."),
+            (sd / np.sqrt(n), swapped[1]),
+        ])
+        _compare("stderr", stderr, sd / np.sqrt(n), hints=[
+            (diff.std(ddof=0) / np.sqrt(n), "use the sample standard deviation, `np.std(diff, "
+                                             "ddof=1)`: with ddof=0 the error is too small for small n."),
+            (sd, "that is the spread of one draw: the standard error of the mean divides it by sqrt(n)."),
+            (sd / n, "divide the standard deviation by sqrt(n), not by n."),
+            (mean, swapped[1]),
+        ])
+
+    return _run("monte_carlo_kl", fn, _monte_carlo_kl_cases(), verify)
+
+
+_register(class_posterior=_class_posterior_cases, monte_carlo_kl=_monte_carlo_kl_cases)

@@ -42,3 +42,54 @@ MISTAKES = [
     ("class_posterior", cp_naive, r"case 4 of 4(.|\n)*max trick"),
     ("class_posterior", cp_probabilities, r"return log-probabilities, not probabilities"),
 ]
+
+
+# The Monte Carlo KL exercise. Its check (gae_course.checks.ch05_gae.monte_carlo_kl) is not yet
+# exported from gae_course.checks, so these entries are not in SOLUTIONS / MISTAKES (the table
+# test requires every entry to be public); tests/test_gae.py runs them until they move there.
+
+
+def monte_carlo_kl(log_p_a, log_p_b):
+    """KL(p_a || p_b) from draws of p_a: the mean log-ratio and its standard error."""
+    diff = log_p_a - log_p_b  # (n,)
+    return float(np.mean(diff)), float(np.std(diff, ddof=1) / np.sqrt(len(diff)))
+
+
+def kl_wrong_way(log_p_a, log_p_b):
+    diff = log_p_b - log_p_a
+    return float(np.mean(diff)), float(np.std(diff, ddof=1) / np.sqrt(len(diff)))
+
+
+def kl_population_std(log_p_a, log_p_b):
+    diff = log_p_a - log_p_b
+    return float(np.mean(diff)), float(np.std(diff) / np.sqrt(len(diff)))
+
+
+def kl_std_not_stderr(log_p_a, log_p_b):
+    diff = log_p_a - log_p_b
+    return float(np.mean(diff)), float(np.std(diff, ddof=1))
+
+
+def kl_divide_by_n(log_p_a, log_p_b):
+    diff = log_p_a - log_p_b
+    return float(np.mean(diff)), float(np.std(diff, ddof=1) / len(diff))
+
+
+def kl_swapped(log_p_a, log_p_b):
+    kl, stderr = monte_carlo_kl(log_p_a, log_p_b)
+    return stderr, kl
+
+
+def kl_mean_only(log_p_a, log_p_b):
+    return float(np.mean(log_p_a - log_p_b))
+
+
+PENDING_SOLUTIONS = {"monte_carlo_kl": monte_carlo_kl}
+PENDING_MISTAKES = [
+    ("monte_carlo_kl", kl_wrong_way, r"the difference is the wrong way round"),
+    ("monte_carlo_kl", kl_population_std, r"sample standard deviation(.|\n)*ddof=1"),
+    ("monte_carlo_kl", kl_std_not_stderr, r"divides it by sqrt\(n\)"),
+    ("monte_carlo_kl", kl_divide_by_n, r"by sqrt\(n\), not by n"),
+    ("monte_carlo_kl", kl_swapped, r"kl and stderr are swapped"),
+    ("monte_carlo_kl", kl_mean_only, r"should return 2 values, \(kl, stderr\)"),
+]

@@ -707,6 +707,25 @@ plt.show()
 # are not (each class takes part in 9 of them), so the cell also prints a permutation p-value
 # that shuffles the class labels of the KL matrix (a Mantel test), which respects that
 # structure.
+#
+# ### Exercise: the Monte Carlo KL and its standard error
+#
+# Given $\log p_a(z_i)$ and $\log p_b(z_i)$ at $n$ draws $z_i \sim p_a$ (arrays of shape
+# (n,)), return the estimate $\widehat{\mathrm{KL}} = \frac1n \sum_i d_i$ of the log-ratios
+# $d_i = \log p_a(z_i) - \log p_b(z_i)$ and its standard error $s_d / \sqrt n$, where $s_d$
+# is the sample standard deviation of the $d_i$ (divide by $n - 1$). `gae.kl_matrix`, used
+# below, does this for every pair of classes at once.
+
+# %%
+def monte_carlo_kl(log_p_a, log_p_b):
+    """KL(p_a || p_b) and its standard error from n draws z_i ~ p_a; inputs of shape (n,)."""
+    ### BEGIN SOLUTION
+    diff = log_p_a - log_p_b  # (n,)
+    return float(np.mean(diff)), float(np.std(diff, ddof=1) / np.sqrt(len(diff)))
+    ### END SOLUTION
+
+
+checks.monte_carlo_kl(monte_carlo_kl)
 
 # %%
 N_PERMUTATIONS = 999  # relabellings of the classes for the Mantel test (cheap: 45 numbers each)

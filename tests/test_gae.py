@@ -221,46 +221,6 @@ def test_standardizer_round_trip_and_log_jacobian():
         st.transform(codes[:, :2])
 
 
-# --------------------------------------------------------------------------------------------
-# Chapter 5's Monte Carlo KL check. It is not yet exported from gae_course.checks, so the table
-# of tests/test_checks.py does not run it; these tests do, on the same three kinds of answer.
-# --------------------------------------------------------------------------------------------
-
-
-def _pending(name, fn):
-    from gae_course.checks import ch05_gae
-
-    return getattr(ch05_gae, name)(fn)
-
-
-def test_monte_carlo_kl_check_passes_the_solution_and_reports_the_stub(capsys):
-    from check_cases.ch05_gae import PENDING_SOLUTIONS
-
-    from gae_course.checks import CheckFailed
-
-    for name, solution in PENDING_SOLUTIONS.items():
-        assert _pending(name, solution) is None
-        assert capsys.readouterr().out == f"{name}: all 4 cases pass ✓\n"
-
-        def stub(*args):
-            raise NotImplementedError
-
-        with pytest.raises(CheckFailed, match=f"^{name} is not implemented yet"):
-            _pending(name, stub)
-
-
-@pytest.mark.parametrize("index", range(6))
-def test_monte_carlo_kl_check_explains_typical_mistakes(index):
-    from check_cases.ch05_gae import PENDING_MISTAKES
-
-    from gae_course.checks import CheckFailed
-
-    name, wrong, match = PENDING_MISTAKES[index]
-    with pytest.raises(CheckFailed, match=match) as info:
-        _pending(name, wrong)
-    assert str(info.value).count("HINT:") <= 1
-
-
 def test_monte_carlo_kl_solution_agrees_with_kl_matrix(fitted):
     """The exercise's estimator on the draws kl_matrix makes gives kl_matrix's numbers."""
     from check_cases.ch05_gae import monte_carlo_kl

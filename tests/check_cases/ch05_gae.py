@@ -13,7 +13,7 @@ def class_posterior(class_log_lik, log_prior):
 
 
 
-SOLUTIONS = {"class_posterior": class_posterior}
+SOLUTIONS = {"class_posterior": class_posterior}  # and monte_carlo_kl, below
 
 
 
@@ -84,8 +84,8 @@ def kl_mean_only(log_p_a, log_p_b):
     return float(np.mean(log_p_a - log_p_b))
 
 
-PENDING_SOLUTIONS = {"monte_carlo_kl": monte_carlo_kl}
-PENDING_MISTAKES = [
+SOLUTIONS["monte_carlo_kl"] = monte_carlo_kl
+MISTAKES += [
     ("monte_carlo_kl", kl_wrong_way, r"the difference is the wrong way round"),
     ("monte_carlo_kl", kl_population_std, r"sample standard deviation(.|\n)*ddof=1"),
     ("monte_carlo_kl", kl_std_not_stderr, r"divides it by sqrt\(n\)"),

@@ -1,12 +1,15 @@
-"""Checks for chapter 4: the VAE's negative ELBO (torch).
+"""Checks for chapter 4: the VAE's negative ELBO and its importance-weighted bound (torch).
 
 The cases are NumPy float64 with a fixed linear decoder; the reader's function gets them as
 float64 tensors. The expected answers are computed in NumPy, from the logits.
 
-Equations: Kingma & Welling, *Auto-Encoding Variational Bayes* (2014), eq. 10 and Appendix B.
+Equations: Kingma & Welling, *Auto-Encoding Variational Bayes* (2014), eq. 10 and Appendix B;
+Burda, Grosse & Salakhutdinov, *Importance Weighted Autoencoders* (2016), eq. 8.
 """
 
 from __future__ import annotations
+
+import math
 
 import numpy as np
 
@@ -14,6 +17,7 @@ from gae_course.checks._core import (
     _Case,
     _compare,
     _from_tensor,
+    _lse,
     _non_finite,
     _register,
     _run_torch,
@@ -128,4 +132,87 @@ def vae_negative_elbo(fn):
     return _run_torch("vae_negative_elbo", fn, _vae_cases(), verify)
 
 
-_register(vae_negative_elbo=_vae_cases)
+def _iwae_cases():
+    rng = np.random.default_rng(402)
+
+    def case(name, K, B, L, D, logit_scale=1.0, logvar_shift=0.0):
+        W = rng.normal(size=(L, D)) * logit_scale
+        b = rng.normal(size=D)
+        return _Case(name, dict(
+            x=(rng.random((B, D)) < 0.3).astype(np.float64),
+            mu=rng.normal(size=(B, L)), logvar=rng.normal(size=(B, L)) * 0.5 + logvar_shift,
+            eps=rng.normal(size=(K, B, L)), decoder=_LinearDecoder(W, b),
+        ))
+
+    return [
+        case("K = 5 codes for each of 3 images of 6 pixels, 2-D latent", 5, 3, 2, 6),
+        case("K = 1: the bound is a one-sample ELBO", 1, 4, 3, 8),
+        case("K = 7, 2 images of 300 pixels, saturated logits: log-weights of -1000s "
+             "(exp underflows to 0.0)", 7, 2, 3, 300, logit_scale=30.0),
+    ]
+
+
+def _iwae_log_weights(x, mu, logvar, eps, decoder):
+    """log p(z) + log p(x | z) - log q(z | x) for the K codes z = mu + sigma * eps: (K, B)."""
+    std = np.exp(0.5 * logvar)
+    z = mu + std * eps  # (K, B, L)
+    log_lik = -_bernoulli_nll(x, decoder.numpy(z))  # (K, B)
+    log_2pi = math.log(2 * math.pi)
+    log_prior = -0.5 * (z**2 + log_2pi).sum(-1)
+    log_q = -0.5 * (eps**2 + logvar + log_2pi).sum(-1)
+    return log_lik, log_prior, log_q
+
+
+def vae_iwae_bound(fn):
+    """Check ``fn(x, mu, logvar, eps, decoder) -> bound`` in torch: L_K per image, shape (B,).
+
+    Parameters
+    ----------
+    fn : callable
+        Inputs: ``x`` (B, D) binary pixels, ``mu`` and ``logvar`` (B, L), ``eps`` (K, B, L)
+        standard normal noise, ``decoder`` from codes (N, L) (or (K, B, L)) to logits. Returns
+        log (1/K) sum_k exp(w_k) with the log-weights w_k = log p(z_k) + log p(x | z_k)
+        - log q(z_k | x) of the codes z_k = mu + exp(logvar / 2) * eps_k, one number per image.
+
+    Raises
+    ------
+    CheckFailed
+        With a HINT for: the mean of the log-weights (the ELBO), log-sum-exp without the
+        -log K, the wrong axis, a naive log(mean(exp(...))) that underflows, the prior or the
+        proposal left out of the weights.
+    """
+
+    def verify(case, got):
+        x, mu, logvar, eps, decoder = case.inputs.values()
+        K, B = eps.shape[:2]
+        log_lik, log_prior, log_q = _iwae_log_weights(x, mu, logvar, eps, decoder)
+        log_w = log_lik + log_prior - log_q
+        expected = _lse(log_w, axis=0) - math.log(K)
+        got = _from_tensor("bound", got)
+        hints = [
+            (lambda g: np.shape(g) == (K,) and K != B,
+             "one bound per image (shape (B,)): reduce over the K samples, axis 0 (`dim=0`)."),
+            (lambda g: np.ndim(g) == 0,
+             "one bound per image (shape (B,)): reduce over the samples (`dim=0`) only, not the batch."),
+            (log_w.mean(0),
+             "this is the mean of the log-weights, a K-sample ELBO: L_K is the log of the mean "
+             "of the weights, a log-mean-exp over the samples."),
+            (expected + math.log(K),
+             "log-sum-exp is the log of the sum: subtract log K (`math.log(K)`) to make it the "
+             "log of the mean."),
+            (_lse(log_lik + log_prior, axis=0) - math.log(K),
+             "the weights are p(z) p(x | z) / q(z | x): subtract log q(z | x), the proposal's "
+             "log-density of each code."),
+            (_lse(log_lik - log_q, axis=0) - math.log(K),
+             "the weights are p(z) p(x | z) / q(z | x): add the prior's log-density log N(z | 0, I)."),
+            (_non_finite(expected),
+             "use the max trick: torch.logsumexp(log_w, dim=0) - math.log(K). The log-weights are "
+             "around -1000 here and torch.exp(-1000.0) underflows to 0.0, so log(mean(exp(...))) "
+             "is -inf."),
+        ]
+        _compare("bound", got, expected, hints=hints)
+
+    return _run_torch("vae_iwae_bound", fn, _iwae_cases(), verify)
+
+
+_register(vae_negative_elbo=_vae_cases, vae_iwae_bound=_iwae_cases)

@@ -639,10 +639,12 @@ for what, before, after in one_change:
 
 # %% [markdown]
 # Read the last three printed lines: each changes one thing, so each number is what that one
-# change costs in training -ELBO after these few epochs (a positive number: the change makes
-# the bound worse). The first is what reparameterisation buys over the score function on the
-# same Gaussian latent; the second is what binary codes cost under the same estimator; the
-# third is what the baseline buys on the binary latent. Samples and reconstructions of the
+# change does to the training -ELBO after these few epochs (positive: the change makes the
+# bound worse; negative: better). The first is what reparameterisation buys over the score
+# function on the same Gaussian latent; the second is what going from 16 real numbers to 64
+# bits does under the same estimator and baseline; the third is what the baseline buys on the
+# binary latent. These are single training runs of a few epochs: small differences are within
+# what another seed would change. Samples and reconstructions of the
 # binary VAE with its baseline follow. A binary VAE's decoder has only ever seen corners of the
 # cube $\{0, 1\}^{64}$, so a reconstruction decodes the most probable code $\mathbb 1[\ell > 0]$
 # (`VAE.most_probable_code`), not the mean $\sigma(\ell)$, which lies inside the cube where the

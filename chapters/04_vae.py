@@ -40,7 +40,8 @@
 # - train VAEs with **binary** codes and with Gaussian codes by the score-function estimator,
 #   with and without a baseline, changing one thing at a time, and measure how much the
 #   baseline lowers the variance of the encoder's gradient;
-# - write the importance-weighted bound of a VAE with a stable log-mean-exp (checked).
+# - write the importance-weighted bound of a VAE with a stable log-mean-exp, and the
+#   score-function surrogate with a detached learning signal and a baseline (both checked).
 #
 # **What you'll learn**
 #
@@ -593,6 +594,38 @@ plt.show()
 # divides the centred signal $\log p_\theta(x \mid z) - b(x)$ by a running estimate of its
 # standard deviation (variance normalisation, Mnih & Gregor, 2014, sec. 3.3), which keeps the
 # size of the encoder's steps steady while the signal's spread changes during training.
+#
+# ### Exercise: the score-function surrogate with a baseline
+#
+# Autograd differentiates a loss, not an estimator, so the estimator is written as a
+# **surrogate**: a scalar whose gradient is the estimate. Write
+# `score_function_surrogate(log_lik, log_q, baseline)` for a batch of one sample per image:
+# `log_lik` $= \log p_\theta(x \mid z)$ at the sampled $z$ (its gradient path is the
+# decoder's), `log_q` $= \log q_\phi(z \mid x)$ (the encoder's) and `baseline` $= b(x)$, a
+# network's output; each of shape (B,). Return the scalar to *minimise*,
+# $-\frac1B \sum_b \big[\log p_\theta(x_b \mid z_b) + (\log p_\theta(x_b \mid z_b) - b(x_b))
+# \log q_\phi(z_b \mid x_b)\big]$, with the learning signal $\log p - b$ **detached**: as a
+# number it multiplies $\nabla \log q$, but no gradient may flow through it, neither into the
+# decoder nor into the baseline (which learns by its own squared-error loss). The check
+# compares the gradients of your scalar, not its value.
+
+# %%
+def score_function_surrogate(log_lik, log_q, baseline):
+    """Scalar surrogate whose gradient is minus the one-sample estimate of grad E_q[log p(x | z)].
+
+    log_lik, log_q, baseline: (B,) tensors; returns a tensor of shape ().
+    """
+    ### BEGIN SOLUTION
+    signal = log_lik.detach() - baseline.detach()  # (B,): how much better than usual this z was
+    return -(log_lik + signal * log_q).mean()
+    ### END SOLUTION
+
+
+checks.score_function_surrogate(score_function_surrogate)
+
+# %% [markdown]
+# `gae_course.vae.VAE.objective` builds the same surrogate with
+# `gae_course.estimators.score_function` and adds the closed-form KL.
 #
 # Setting the binary VAE beside the Gaussian one changes two things at once: the latent type
 # and the gradient estimator. To see what each costs, two more small VAEs fill in the missing

@@ -1,10 +1,12 @@
-"""Checks for chapter 4: the VAE's negative ELBO and its importance-weighted bound (torch).
+"""Checks for chapter 4: the VAE's negative ELBO, its importance-weighted bound, and the
+score-function surrogate of a binary VAE with its baseline (torch).
 
 The cases are NumPy float64 with a fixed linear decoder; the reader's function gets them as
 float64 tensors. The expected answers are computed in NumPy, from the logits.
 
 Equations: Kingma & Welling, *Auto-Encoding Variational Bayes* (2014), eq. 10 and Appendix B;
-Burda, Grosse & Salakhutdinov, *Importance Weighted Autoencoders* (2016), eq. 8.
+Burda, Grosse & Salakhutdinov, *Importance Weighted Autoencoders* (2016), eq. 8;
+Mnih & Gregor, *Neural Variational Inference and Learning in Belief Networks* (2014), sec. 3.
 """
 
 from __future__ import annotations
@@ -14,8 +16,12 @@ import math
 import numpy as np
 
 from gae_course.checks._core import (
+    CheckFailed,
+    _call_on_tensors,
     _Case,
     _compare,
+    _describe,
+    _run,
     _from_tensor,
     _lse,
     _non_finite,
@@ -206,13 +212,98 @@ def vae_iwae_bound(fn):
             (_lse(log_lik - log_q, axis=0) - math.log(K),
              "the weights are p(z) p(x | z) / q(z | x): add the prior's log-density log N(z | 0, I)."),
             (_non_finite(expected),
-             "use the max trick: torch.logsumexp(log_w, dim=0) - math.log(K). The log-weights are "
-             "around -1000 here and torch.exp(-1000.0) underflows to 0.0, so log(mean(exp(...))) "
-             "is -inf."),
+             "use the max trick: torch.logsumexp(log_w, dim=0) - math.log(K). The log-weights of "
+             "images are hundreds of nats below zero, torch.exp(-1000.0) underflows to 0.0, and "
+             "log(mean(exp(...))) is then -inf."),
         ]
         _compare("bound", got, expected, hints=hints)
 
     return _run_torch("vae_iwae_bound", fn, _iwae_cases(), verify)
 
 
-_register(vae_negative_elbo=_vae_cases, vae_iwae_bound=_iwae_cases)
+def _surrogate_cases():
+    import torch
+
+    def t(values):
+        return torch.tensor(values, dtype=torch.float64, requires_grad=True)
+
+    return [
+        _Case("3 images: log p(x | z) near -100, a baseline near it", dict(
+            log_lik=t([-103.0, -96.5, -110.2]), log_q=t([-20.1, -18.4, -25.0]),
+            baseline=t([-100.0, -99.0, -104.0]))),
+        _Case("a single image (B = 1)", dict(
+            log_lik=t([-88.0]), log_q=t([-11.0]), baseline=t([-90.5]))),
+        _Case("5 images, one whose baseline is exactly right (no learning signal)", dict(
+            log_lik=t([-95.0, -120.0, -101.0, -87.5, -99.0]),
+            log_q=t([-30.0, -28.5, -33.0, -26.0, -31.5]),
+            baseline=t([-95.0, -112.0, -104.0, -90.0, -97.0]))),
+    ]
+
+
+def score_function_surrogate(fn):
+    """Check ``fn(log_lik, log_q, baseline) -> surrogate``, a scalar to minimise, by its gradients.
+
+    Parameters
+    ----------
+    fn : callable
+        Inputs, each of shape (B,) with ``requires_grad=True``: ``log_lik`` = log p(x | z) at a
+        sample z ~ q (its gradient path is the decoder's), ``log_q`` = log q(z | x) (the
+        encoder's), ``baseline`` = b(x), a learned network's output. The gradient of the
+        returned scalar must be minus the batch mean of grad log p(x | z) + (log p(x | z) -
+        b(x)) grad log q(z | x): with respect to log_lik -1/B, to log_q -(log_lik - b) / B, and
+        none to the baseline, which learns by its own loss.
+
+    Raises
+    ------
+    CheckFailed
+        With a HINT for: the learning signal not detached (the decoder then also learns from
+        log q), the baseline not detached, the baseline left out, the decoder's own term left
+        out, the sign (a surrogate to maximise), a sum over the batch instead of a mean.
+    """
+    import torch
+
+    def verify(case, out):
+        log_lik, log_q, baseline = case.inputs.values()
+        if not isinstance(out, torch.Tensor) or out.ndim != 0:
+            raise CheckFailed(f"surrogate should be a scalar torch tensor (shape ()), got {_describe(out)}."
+                              "\nHINT: average over the batch (`.mean()`) and stay in torch.")
+        if not out.requires_grad:
+            raise CheckFailed("surrogate has no gradient path to log_lik and log_q.\nHINT: build it "
+                              "from log_lik and log_q themselves; detach only the learning signal.")
+        grads = dict(zip(("grad_log_lik", "grad_log_q", "grad_baseline"),
+                         _estimator_grads(out, [log_lik, log_q, baseline])))
+        f, lq, b = (v.detach().numpy() for v in (log_lik, log_q, baseline))
+        B = len(f)
+        _compare("grad_log_q", grads["grad_log_q"], -(f - b) / B, hints=[
+            (-f / B, "subtract the baseline from the learning signal: (log_lik - baseline) * log_q."),
+            ((f - b) / B, "the surrogate is minimised: return minus the mean of "
+                          "log_lik + (log_lik - b) * log_q."),
+            (-(f - b), "average over the batch (`.mean()`), not a sum."),
+        ])
+        _compare("grad_log_lik", grads["grad_log_lik"], np.full(B, -1.0 / B), hints=[
+            (-(1 + lq) / B, "detach the learning signal, (log_lik.detach() - baseline) * log_q: "
+                            "otherwise the decoder also learns from log q(z | x)."),
+            (np.zeros(B), "keep log_lik itself in the surrogate: its own gradient is the "
+                          "decoder's exact gradient given z."),
+        ])
+        _compare("grad_baseline", grads["grad_baseline"], np.zeros(B), hints=[
+            (lq / B, "detach the baseline (`baseline.detach()`): it must get no gradient from "
+                     "this surrogate; it learns by its own squared-error loss."),
+            (lambda g: np.any(g != 0), "the baseline must get no gradient here: detach it."),
+        ])
+
+    return _run("score_function_surrogate", fn, _surrogate_cases(), verify,
+                call=_call_on_tensors, repeat_warnings=False)
+
+
+def _estimator_grads(surrogate, params):
+    """Gradients of ``surrogate`` w.r.t. ``params`` as NumPy arrays (zeros where unused)."""
+    import torch
+
+    grads = torch.autograd.grad(surrogate, params, allow_unused=True)
+    return [np.zeros(tuple(p.shape)) if g is None else g.detach().numpy().copy()
+            for g, p in zip(grads, params)]
+
+
+_register(vae_negative_elbo=_vae_cases, vae_iwae_bound=_iwae_cases,
+          score_function_surrogate=_surrogate_cases)

@@ -101,4 +101,26 @@ MISTAKES += [
 ]
 
 
-SOLUTIONS = {"vae_negative_elbo": vae_negative_elbo, "vae_iwae_bound": vae_iwae_bound}
+def score_function_surrogate(log_lik, log_q, baseline):
+    signal = log_lik.detach() - baseline.detach()
+    return -(log_lik + signal * log_q).mean()
+
+
+MISTAKES += [
+    ("score_function_surrogate", lambda f, q, b: -(f + (f - b.detach()) * q).mean(),
+     r"detach the learning signal"),
+    ("score_function_surrogate", lambda f, q, b: -(f + (f.detach() - b) * q).mean(),
+     r"detach the baseline"),
+    ("score_function_surrogate", lambda f, q, b: -(f + f.detach() * q).mean(),
+     r"subtract the baseline"),
+    ("score_function_surrogate", lambda f, q, b: -((f.detach() - b.detach()) * q).mean(),
+     r"keep log_lik itself"),
+    ("score_function_surrogate", lambda f, q, b: (f + (f.detach() - b.detach()) * q).mean(),
+     r"the surrogate is minimised"),
+    ("score_function_surrogate", lambda f, q, b: -(f + (f.detach() - b.detach()) * q).sum(),
+     r"case 1 of 3(.|\n)*not a sum"),
+]
+
+
+SOLUTIONS = {"vae_negative_elbo": vae_negative_elbo, "vae_iwae_bound": vae_iwae_bound,
+             "score_function_surrogate": score_function_surrogate}

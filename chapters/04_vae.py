@@ -30,7 +30,7 @@
 # - write the VAE's loss, reconstruction plus KL, for one batch (checked);
 # - train a Gaussian VAE on dynamically binarised MNIST, watching both terms of the ELBO;
 # - look at reconstructions, samples from the prior, a 2-D code space coloured by class, and
-#   interpolations between test images;
+#   interpolations between validation images;
 # - estimate the log-likelihood with the importance-weighted bound (K = 1000 samples per
 #   image), on validation images while choosing, and on the test images once, at the end,
 #   beside the published figure;
@@ -592,7 +592,7 @@ plt.show()
 # 2014). Neither depends on the sampled $z$, so the estimate stays unbiased. The decoder's
 # gradient is exact given $z$. NVIL has a third device that this course leaves out: it also
 # divides the centred signal $\log p_\theta(x \mid z) - b(x)$ by a running estimate of its
-# standard deviation (variance normalisation, Mnih & Gregor, 2014, sec. 3.3), which keeps the
+# standard deviation (variance normalisation, Mnih & Gregor, 2014, sec. 3), which keeps the
 # size of the encoder's steps steady while the signal's spread changes during training.
 #
 # ### Exercise: the score-function surrogate with a baseline
@@ -787,7 +787,8 @@ print(f"target: at most {TARGET_NLL} nats; measured {test_nll:.2f} ({config.mode
 # by tens of nats from one digit to another). The published figure comes from far more
 # training (the ratio of passes is printed) and from $\mathcal L_{5000}$ on the full test set
 # (Burda et al., 2016, used $k = 5000$ on all 10 000 test images); here $K = $ `IWAE_K` on
-# `N_IWAE_IMAGES` of them, which keeps this section to about a minute of CPU.
+# `N_IWAE_IMAGES` of them (the cost grows with the number of images times $K$: all 10 000
+# would take five times as long).
 #
 # What the printed gap means, exactly: $\log p(x) - \mathrm{ELBO}(x) = \mathrm{KL}\big(q(z \mid x)
 # \,\|\, p(z \mid x)\big)$ (chapter 2), and $\log p(x) \ge \mathcal L_K(x)$, so

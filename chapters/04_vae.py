@@ -30,13 +30,18 @@
 # - write the VAE's loss, reconstruction plus KL, for one batch (checked);
 # - train a Gaussian VAE on dynamically binarised MNIST, watching both terms of the ELBO;
 # - look at reconstructions, samples from the prior, a 2-D code space coloured by class, and
-#   interpolations between test images;
-# - estimate the test log-likelihood with the importance-weighted bound (K = 1000 samples per
-#   image) and set it beside the published figure;
-# - train a beta-VAE for five values of beta and count the latent units each one uses;
+#   interpolations between validation images;
+# - estimate the log-likelihood with the importance-weighted bound (K = 1000 samples per
+#   image), on validation images while choosing, and on the test images once, at the end,
+#   beside the published figure;
+# - train a beta-VAE for five values of beta, count the latent units each one uses, and let
+#   chapter 6's judge score its prior samples;
 # - draw chosen digits with a conditional VAE;
-# - train a VAE with **binary** codes by the score-function estimator, and measure how much
-#   its baseline lowers the variance of the encoder's gradient.
+# - train VAEs with **binary** codes and with Gaussian codes by the score-function estimator,
+#   with and without a baseline, changing one thing at a time, and measure how much the
+#   baseline lowers the variance of the encoder's gradient;
+# - write the importance-weighted bound of a VAE with a stable log-mean-exp, and the
+#   score-function surrogate with a detached learning signal and a baseline (both checked).
 #
 # **What you'll learn**
 #
@@ -49,8 +54,8 @@
 # **What you'll need**
 #
 # - chapters 2 (ELBO, IWAE bound) and 3 (reparameterisation, score function, baselines);
-# - basic PyTorch; about 8 minutes of CPU for a full run the first time (six networks are
-#   trained once and cached), about a minute afterwards; under a minute with
+# - basic PyTorch; about 10 minutes of CPU for a full run the first time (the networks are
+#   trained once and cached), a few minutes afterwards; a few minutes with
 #   `GAE_COURSE_QUICK=1`.
 
 # %% [markdown]
@@ -63,7 +68,7 @@
 # The main model follows the usual MLP VAE of the literature, one hidden layer more than
 # Kingma & Welling's: 784 → 512 → 256 → 32 numbers for $q$'s mean and 32 for its
 # log-variance, and back. The smaller models of the later sections (beta sweep, conditional,
-# binary codes) share one hidden layer of 400 units, so they train in seconds per epoch.
+# binary codes) share one hidden layer of 400 units (`SMALL`), so they train in seconds per epoch.
 
 # %%
 import time
@@ -73,7 +78,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from gae_course import checks, config, data, estimators, models, plotting, presets, results, train, vae
+from gae_course import checks, config, data, estimators, judge, models, plotting, presets, results, train, vae
 
 chapter_start = time.perf_counter()
 rng = config.seed_everything(0)
@@ -90,24 +95,30 @@ SWEEP_CONFIG = vae.VAEConfig(latent_dim=16, **SMALL)
 COND_CONFIG = presets.small_vae_configs()["conditional"]  # 8 numbers leave the class to the label
 COND_TRAINING = presets.small_vae_training()  # the same model chapter 6 compares
 BINARY_CONFIG = vae.VAEConfig(latent_dim=64, latent="bernoulli", **SMALL)
+# the missing corners of "latent type x estimator x baseline", one change each
+GAUSSIAN_SF_CONFIG = vae.VAEConfig(latent_dim=16, estimator="score_function", **SMALL)
+BINARY_NO_BASELINE_CONFIG = vae.VAEConfig(latent_dim=64, latent="bernoulli", use_baseline=False, **SMALL)
 PLANE_CONFIG = vae.VAEConfig(latent_dim=2, **SMALL)  # a 2-D code, to draw
 PLANE_TRAINING = train.TrainConfig(epochs=config.pick(full=10, quick=1), batch_size=128)
 
 IWAE_K = config.pick(full=1000, quick=100)  # importance samples per test image
-N_IWAE_IMAGES = config.pick(full=2000, quick=100)  # test images for the IWAE estimate
+N_IWAE_IMAGES = config.pick(full=2000, quick=100)  # test images for the IWAE estimate (and its ELBO)
 K_CURVE = config.pick(full=[1, 10, 100, 1000], quick=[1, 10, 100])  # bound against K
-N_CURVE_IMAGES = config.pick(full=200, quick=50)
+N_CURVE_IMAGES = config.pick(full=200, quick=50)  # validation images for the bound against K
+N_JUDGE_SAMPLES = config.pick(full=2000, quick=200)  # prior samples per beta (and real images) for the judge
 N_GRADIENT_REPEATS = config.pick(full=400, quick=50)  # estimates per variance
 N_GRADIENT_IMAGES = 100  # the batch whose encoder gradient is measured
 PUBLISHED_NLL = 86.76  # Burda et al. (2016), Table 1: VAE, one stochastic layer, k = 1
+PUBLISHED_PASSES, PUBLISHED_K = 3280, 5000  # their training passes; their L_k on the full test set
 TARGET_NLL = 95.0  # this course's target for the main model, in nats
 
 print(f"mode: {config.mode()}; torch threads: {torch.get_num_threads()}")
 for name in ["N_VALIDATION", "MAIN_CONFIG", "MAIN_TRAINING", "SMALL_TRAINING", "BETAS",
-             "SWEEP_CONFIG", "COND_CONFIG", "COND_TRAINING", "BINARY_CONFIG", "PLANE_CONFIG",
-             "PLANE_TRAINING", "IWAE_K", "K_CURVE", "N_CURVE_IMAGES", "N_GRADIENT_IMAGES",
-             "N_IWAE_IMAGES", "N_GRADIENT_REPEATS"]:
-    print(f"  {name:18s} = {globals()[name]}")
+             "SWEEP_CONFIG", "COND_CONFIG", "COND_TRAINING", "BINARY_CONFIG", "GAUSSIAN_SF_CONFIG",
+             "BINARY_NO_BASELINE_CONFIG", "PLANE_CONFIG", "PLANE_TRAINING", "IWAE_K", "K_CURVE",
+             "N_CURVE_IMAGES", "N_GRADIENT_IMAGES", "N_IWAE_IMAGES", "N_GRADIENT_REPEATS",
+             "N_JUDGE_SAMPLES"]:
+    print(f"  {name:25s} = {globals()[name]}")
 
 # %% [markdown]
 # ## Data: dynamically binarised MNIST
@@ -120,18 +131,23 @@ for name in ["N_VALIDATION", "MAIN_CONFIG", "MAIN_TRAINING", "SMALL_TRAINING", "
 # every model is scored on the same binary images; this is the protocol of the published
 # figure we compare with (Burda et al., 2016). The networks train on the course's training
 # part of the 60 000 images (`gae_course.presets.validation_split`, shared with chapters 5 and
-# 6); its validation images are held out for choosing settings, and the test set is for the
-# final figures.
+# 6). Its validation images, binarised once with their own seed, are held out: every figure
+# of this chapter until the last section is measured on them, and the test set is used once,
+# at the end, for the headline figure.
 
 # %%
 split = presets.validation_split("mnist")  # the validation images are held out of training
 train_images, train_labels = split.images("train"), split.labels("train")
+validation_images, validation_labels = split.images("validation"), split.labels("validation")
 test_images, test_labels = data.load_dataset("mnist", "test")
 
+validation_binary = torch.bernoulli(torch.from_numpy(validation_images.copy()),
+                                    generator=torch.Generator().manual_seed(2015))  # (n_val, 28, 28)
 binarizer = torch.Generator().manual_seed(2016)
 test_binary = torch.bernoulli(torch.from_numpy(test_images.copy()), generator=binarizer)  # (10000, 28, 28)
 print(f"{len(train_images)} training images (grey levels, binarised anew each epoch); "
-      f"{len(test_binary)} test images binarised once")
+      f"{len(validation_binary)} validation images and {len(test_binary)} test images, each "
+      f"binarised once")
 
 two_draws = [vae.binarize(torch.from_numpy(train_images[:8].copy()), torch.Generator().manual_seed(s))
              for s in (1, 2)]
@@ -232,17 +248,17 @@ plt.show()
 #
 # ## Reconstructions and samples
 #
-# Top: binary test images. Middle: the decoder's pixel probabilities for the mean code $\mu(x)$.
-# Bottom: new images, decoded from draws $z \sim \mathcal N(0, I)$ of the prior.
+# Top: binary validation images. Middle: the decoder's pixel probabilities for the mean code
+# $\mu(x)$. Bottom: new images, decoded from draws $z \sim \mathcal N(0, I)$ of the prior.
 
 # %%
-show = test_binary[:12]
+show = validation_binary[:12]
 with torch.no_grad():
     reconstruction = torch.sigmoid(main_vae(show)).reshape(-1, 28, 28)
     prior_samples = main_vae.sample(12, generator=torch.Generator().manual_seed(0))[:, 0]
 plotting.image_grid(np.concatenate([show.numpy(), reconstruction.numpy(), prior_samples.numpy()]),
-                    n_cols=12, row_labels=["test", "recon", "prior"],
-                    title="Gaussian VAE: reconstructions of test images and samples from the prior",
+                    n_cols=12, row_labels=["validation", "recon", "prior"],
+                    title="Gaussian VAE: reconstructions of validation images and samples from the prior",
                     xlabel="image", ylabel="row")
 plt.show()
 
@@ -255,19 +271,19 @@ plt.show()
 # ## A code you can draw
 #
 # A 32-dimensional code cannot be plotted, so the same recipe is trained with a 2-D code (a
-# smaller network, 10 epochs). Left: the posterior means $\mu(x)$ of the test images, coloured by
+# smaller network, 10 epochs). Left: the posterior means $\mu(x)$ of the validation images, coloured by
 # digit (the labels are not used in training). Right: decoded codes on a grid whose spacing
 # follows the prior, at the standard-normal quantiles 5 % ... 95 % in each direction.
 
 # %%
 plane = vae.cached_vae("vae-mnist-2d", PLANE_CONFIG, PLANE_TRAINING, train_images).model
-plane_means = train.encode_dataset(plane, test_binary)
+plane_means = train.encode_dataset(plane, validation_binary)
 quantiles = torch.distributions.Normal(0.0, 1.0).icdf(torch.linspace(0.05, 0.95, 12))
 grid = torch.cartesian_prod(quantiles.flip(0), quantiles)[:, [1, 0]]  # rows: z2 from high to low
 fig, axes = plt.subplots(1, 2, figsize=(13, 6))
-points = axes[0].scatter(plane_means[:, 0], plane_means[:, 1], c=test_labels, cmap="tab10", s=2, alpha=0.5)
+points = axes[0].scatter(plane_means[:, 0], plane_means[:, 1], c=validation_labels, cmap="tab10", s=2, alpha=0.5)
 fig.colorbar(points, ax=axes[0], label="digit")
-axes[0].set(title="Posterior means of the test images (2-D VAE)", xlabel="z1", ylabel="z2",
+axes[0].set(title="Posterior means of the validation images (2-D VAE)", xlabel="z1", ylabel="z2",
             xlim=(-4, 4), ylim=(-4, 4))
 plotting.image_grid(train.decode_latents(plane, grid), n_cols=12, ax=axes[1],
                     title="Decoded grid of prior quantiles (z1 left to right, z2 top to bottom)",
@@ -282,19 +298,20 @@ plt.show()
 #
 # ## Interpolation
 #
-# Walk in a straight line from the code of one test image to the code of another and decode
-# each step.
+# Walk in a straight line from the code of one validation image to the code of another and
+# decode each step.
 
 # %%
-pairs = [(0, 1), (2, 3), (4, 7)]  # indices of test images (digits 7->2, 1->0, 4->9)
+first_of = {digit: int(np.flatnonzero(validation_labels == digit)[0]) for digit in range(10)}
+pairs = [(first_of[a], first_of[b]) for a, b in [(7, 2), (1, 0), (4, 9)]]  # validation indices
 steps = torch.linspace(0, 1, 10)[:, None]
 with torch.no_grad():
-    means = main_vae.encode(test_binary[[i for pair in pairs for i in pair]])
+    means = main_vae.encode(validation_binary[[i for pair in pairs for i in pair]])
     paths = [(1 - steps) * means[2 * p] + steps * means[2 * p + 1] for p in range(len(pairs))]
     path_images = train.decode_latents(main_vae, torch.cat(paths))
-labels = [f"{int(test_labels[a])}→{int(test_labels[b])}" for a, b in pairs]
+labels = [f"{int(validation_labels[a])}→{int(validation_labels[b])}" for a, b in pairs]
 plotting.image_grid(path_images, n_cols=10, row_labels=labels,
-                    title="Straight lines between the codes of two test images",
+                    title="Straight lines between the codes of two validation images",
                     xlabel="step along the line (0 = first image, 1 = second)", ylabel="pair")
 plt.show()
 
@@ -302,7 +319,7 @@ plt.show()
 # Each row morphs smoothly, and the middle images are mostly digit-like: the KL term has packed
 # the codes together, so a straight line between two codes stays where the decoder was trained.
 #
-# ## The test log-likelihood
+# ## The log-likelihood, measured on validation images
 #
 # The ELBO is a lower bound; the quantity to report is $\log p_\theta(x)$ itself, which has no
 # closed form. The importance-weighted bound of chapter 2 gets close to it with many samples
@@ -313,51 +330,84 @@ plt.show()
 #   \frac{p(z_k)\, p_\theta(x \mid z_k)}{q_\phi(z_k \mid x)}\Big],\qquad z_k \sim q_\phi(z \mid x),
 # $$
 #
-# which rises with $K$ towards $\log p_\theta(x)$ (Burda et al., 2016, Theorem 1). First, how
-# the estimate moves with $K$ on a few test images:
+# which rises with $K$ towards $\log p_\theta(x)$ (Burda et al., 2016, Theorem 1).
+#
+# ### Exercise: the importance-weighted bound of a VAE
+#
+# Write `vae_iwae_bound(x, mu, logvar, eps, decoder)`: with $K$ noise draws `eps` of shape
+# (K, B, L), form the $K$ codes of each image, their log-weights
+# $\log p(z_k) + \log p_\theta(x \mid z_k) - \log q_\phi(z_k \mid x)$, and return
+# $\mathcal L_K(x)$, one number per image. The log-weights of real images are hundreds of
+# nats below zero, so $\exp$ underflows: take the log of the mean of the weights with the
+# max trick, $\log \frac1K \sum_k e^{w_k} = m + \log \frac1K \sum_k e^{w_k - m}$ with
+# $m = \max_k w_k$ (`torch.logsumexp` does this), and do not forget the $-\log K$.
+
+# %%
+def vae_iwae_bound(x, mu, logvar, eps, decoder):
+    """L_K per image, shape (B,), in nats.
+
+    x: (B, D) binary pixels; mu, logvar: (B, L); eps: (K, B, L) standard normal noise;
+    decoder: codes (N, L) -> logits (N, D).
+    """
+    ### BEGIN SOLUTION
+    K, B, L = eps.shape
+    std = torch.exp(0.5 * logvar)
+    z = mu + std * eps  # (K, B, L)
+    logits = decoder(z.reshape(K * B, L)).reshape(K, B, -1)  # (K, B, D)
+    log_lik = -F.binary_cross_entropy_with_logits(logits, x.expand_as(logits), reduction="none").sum(-1)
+    log_2pi = np.log(2 * np.pi)
+    log_prior = -0.5 * (z**2 + log_2pi).sum(-1)  # (K, B)
+    log_q = -0.5 * (eps**2 + logvar + log_2pi).sum(-1)  # (K, B): (z - mu) / std = eps
+    log_w = log_lik + log_prior - log_q
+    return torch.logsumexp(log_w, dim=0) - np.log(K)
+    ### END SOLUTION
+
+
+checks.vae_iwae_bound(vae_iwae_bound)
+
+# %% [markdown]
+# From here on `gae_course.vae.iwae_log_likelihood` computes it (in float64, in batches, for
+# every kind of VAE). First, how the estimate moves with $K$ on a few validation images: this
+# is where $K$ is chosen, before the test set is touched.
 
 # %%
 estimate_rng = torch.Generator().manual_seed(1)
-test_order = rng.permutation(len(test_binary))
-curve_images = test_binary[test_order[:N_CURVE_IMAGES]]
+curve_images = validation_binary[:N_CURVE_IMAGES]
 curve = {K: -vae.iwae_log_likelihood(main_vae, curve_images, K, generator=estimate_rng).mean()
          for K in K_CURVE}
 fig, ax = plt.subplots(figsize=(6, 3.5))
 ax.plot(list(curve), list(curve.values()), marker="o")
-ax.set(xscale="log", title=f"-L_K on {N_CURVE_IMAGES} test images: the bound tightens with K",
+ax.set(xscale="log", title=f"-L_K on {N_CURVE_IMAGES} validation images: the bound tightens with K",
        xlabel="importance samples K", ylabel="-L_K (nats per image)")
 plt.show()
 for K, value in curve.items():
     print(f"K = {K:>5}: -L_K = {value:.2f} nats")
+gains = np.diff(list(curve.values()))
+print("gain from each factor of 10 in K (nats): " + ", ".join(f"{-g:.2f}" for g in gains))
+if not config.is_quick():
+    assert all(g < 0 for g in gains), "the bound should tighten as K grows"
 
 # %% [markdown]
-# $K = 1$ is the ELBO; the first 10 samples gain several nats, the next factors of 10 gain less
-# and less as the bound approaches $\log p(x)$. With $K = 1000$ the remaining gap is small
-# compared with the differences between models. Now the estimate on the held-out images:
+# $K = 1$ is the ELBO; each factor of 10 in $K$ tightens the bound (the gains are printed), by
+# less each time, as the bound approaches $\log p(x)$. $K = $ `IWAE_K` is what the last section
+# uses on the test images.
+#
+# ### How the settings were chosen
+#
+# The main model's settings (30 epochs, the cosine schedule, widths 512-256, 32 latent units)
+# were settled in earlier versions of this chapter, before it had a validation split, while
+# the test figure was in view; this chapter does not recompute that choice, and the test
+# figure at the end is therefore not a clean held-out estimate of *that* choice. What it does
+# from now on: the figure below, the chosen model's negative ELBO on the validation images, is
+# the number any change of settings (width, epochs, schedule) has to beat, and the test set is
+# used once, in the last section.
 
 # %%
-iwae_images = test_binary[test_order[:N_IWAE_IMAGES]]
-log_px = vae.iwae_log_likelihood(main_vae, iwae_images, IWAE_K, generator=estimate_rng)
-test_nll = float(-log_px.mean())
-test_nll_se = float(log_px.std(ddof=1) / np.sqrt(len(log_px)))
-test_elbo_terms = vae.elbo_terms(main_vae, test_binary, generator=estimate_rng)
-print(f"{'':42} {'nats':>8}")
-print(f"{'published VAE, 1 stochastic layer (3280 passes)':42} {PUBLISHED_NLL:>8.2f}")
-print(f"{f'this VAE, -L_K, K={IWAE_K}, {len(log_px)} test images':42} {test_nll:>8.2f} ± {test_nll_se:.2f}")
-print(f"{f'this VAE, -ELBO on all {len(test_binary)} test images':42} {test_elbo_terms['neg_elbo']:>8.2f}")
-print(f"training passes: {MAIN_TRAINING.epochs} (the published model: 3280)")
-
-# %% [markdown]
-# The ± is one standard error of the mean over the test images (their log-likelihoods differ
-# by tens of nats from one digit to another). The published figure took about a hundred times
-# more passes over the data, a GPU and a week; a few minutes on a laptop CPU get within a few
-# nats of it. The ELBO is several nats below $\mathcal L_{1000}$: that gap is the KL between
-# $q$ and the true posterior, what a better encoder could still win.
-
-# %%
-if config.mode() == "full":
-    assert test_nll <= TARGET_NLL, f"test NLL {test_nll:.2f} nats is above the target {TARGET_NLL}"
-print(f"target: at most {TARGET_NLL} nats; measured {test_nll:.2f} ({config.mode()} mode)")
+validation_terms = vae.elbo_terms(main_vae, validation_binary, generator=torch.Generator().manual_seed(2))
+print(f"main VAE on the {len(validation_binary)} validation images: -ELBO "
+      f"{validation_terms['neg_elbo']:.2f} nats (reconstruction {validation_terms['recon']:.2f}, "
+      f"KL {validation_terms['kl']:.2f}); training -ELBO of the last epoch "
+      f"{main_history['neg_elbo'][-1]:.2f}")
 
 # %% [markdown]
 # ## beta-VAE: weighing the KL
@@ -375,14 +425,22 @@ for beta in BETAS:
     fitted_beta = vae.cached_vae(f"vae-mnist-beta{beta:g}", SWEEP_CONFIG, SMALL_TRAINING,
                                  train_images, beta=beta)
     model = fitted_beta.model
-    terms = vae.elbo_terms(model, test_binary, generator=torch.Generator().manual_seed(0))
+    terms = vae.elbo_terms(model, validation_binary, generator=torch.Generator().manual_seed(0))
     sweep[beta] = dict(model=model, history=fitted_beta.history, **terms,
-                       active_units=vae.active_units(train.encode_dataset(model, test_binary)))
+                       active_units=vae.active_units(train.encode_dataset(model, validation_binary)))
 
-print(f"{'beta':>5} {'recon':>8} {'KL':>7} {'-ELBO':>8} {'active units':>13}   (nats per test image)")
+print(f"{'beta':>5} {'recon':>8} {'KL':>7} {'-ELBO':>8} {'active units':>13}   (nats per validation image)")
 for beta, row in sweep.items():
     print(f"{beta:>5g} {row['recon']:>8.2f} {row['kl']:>7.2f} {row['neg_elbo']:>8.2f} "
           f"{row['active_units']:>6} of {SWEEP_CONFIG.latent_dim}")
+best_elbo_beta = min(sweep, key=lambda b: sweep[b]["neg_elbo"])
+kl_falls = all(sweep[a]["kl"] > sweep[b]["kl"] for a, b in zip(BETAS, BETAS[1:]))
+recon_rises = all(sweep[a]["recon"] < sweep[b]["recon"] for a, b in zip(BETAS, BETAS[1:]))
+print(f"as beta grows: KL falls at every step: {kl_falls}; reconstruction rises at every step: "
+      f"{recon_rises}; best -ELBO at beta = {best_elbo_beta:g}")
+if not config.is_quick():
+    assert kl_falls and recon_rises, sweep
+    assert best_elbo_beta in (0.5, 1.0, 2.0), best_elbo_beta
 
 # %%
 fig, axes = plt.subplots(1, 2, figsize=(12, 3.8))
@@ -390,7 +448,7 @@ betas = list(sweep)
 axes[0].plot(betas, [sweep[b]["recon"] for b in betas], marker="o", label="reconstruction")
 axes[0].plot(betas, [sweep[b]["kl"] for b in betas], marker="o", label="KL")
 axes[0].plot(betas, [sweep[b]["neg_elbo"] for b in betas], marker="o", label="-ELBO (beta = 1)")
-axes[0].set(xscale="log", title="Test terms of the ELBO against beta", xlabel="beta",
+axes[0].set(xscale="log", title="Validation terms of the ELBO against beta", xlabel="beta",
             ylabel="nats per image")
 axes[0].legend()
 axes[1].bar([f"{b:g}" for b in betas], [sweep[b]["active_units"] for b in betas])
@@ -399,10 +457,11 @@ axes[1].set(title="Active latent units against beta", xlabel="beta",
 plt.show()
 
 # %% [markdown]
-# As $\beta$ grows the KL falls and the reconstruction term rises; the plain ELBO (the sum with
-# $\beta = 1$) is best near $\beta = 1$, the value that makes it a bound on $\log p(x)$. Units
-# switch off only at the largest $\beta$, and few of them: with 16 units and 5 epochs most are
-# worth their KL even at $\beta = 4$.
+# As $\beta$ grows the KL falls and the reconstruction term rises (both printed above); the
+# plain ELBO (the sum with $\beta = 1$) is best near $\beta = 1$, the value that makes the
+# training objective a bound on $\log p(x)$. Read the last column for how many units each
+# $\beta$ leaves active: with 16 units and 5 epochs, units may be worth their KL even at
+# $\beta = 4$.
 #
 # Samples from the prior and reconstructions for each $\beta$ (rows):
 
@@ -411,23 +470,80 @@ sample_rng = torch.Generator().manual_seed(3)
 with torch.no_grad():
     prior_rows = np.concatenate([row["model"].sample(10, generator=sample_rng)[:, 0].numpy()
                                  for row in sweep.values()])
-    recon_rows = np.concatenate([torch.sigmoid(row["model"](test_binary[:10])).reshape(-1, 28, 28).numpy()
+    recon_rows = np.concatenate([torch.sigmoid(row["model"](validation_binary[:10])).reshape(-1, 28, 28).numpy()
                                  for row in sweep.values()])
 fig, axes = plt.subplots(1, 2, figsize=(13, 4))
 beta_labels = [f"beta={b:g}" for b in sweep]
 plotting.image_grid(prior_rows, n_cols=10, ax=axes[0], row_labels=beta_labels,
                     title="Samples from the prior", xlabel="sample", ylabel="model")
 plotting.image_grid(recon_rows, n_cols=10, ax=axes[1], row_labels=beta_labels,
-                    title="Reconstructions of the first 10 test images", xlabel="test image",
+                    title="Reconstructions of the first 10 validation images", xlabel="validation image",
                     ylabel="model")
 fig.tight_layout()
 plt.show()
 
 # %% [markdown]
-# Small $\beta$: sharp reconstructions, but prior samples that are often not digits, because
-# the codes no longer fill the prior (the same failure as uniform codes in chapter 5). Large
-# $\beta$: every sample is a plausible, blurry digit, and reconstructions drift towards a typical
-# digit of the same shape.
+# Look along the columns of the left panel for what $\beta$ does to prior samples, and of the
+# right panel for what it does to reconstructions: small $\beta$ lets the codes leave the
+# region the prior covers, large $\beta$ pulls reconstructions towards a typical digit.
+#
+# ### Does a lower beta generate better? The judge decides
+#
+# A course report on this model says that a lower $\beta$ "generates better". Judging samples
+# by eye is how such claims are made; chapter 6's judge, a small CNN trained on the real
+# training images (`gae_course.presets.judge`), measures it instead. These VAEs are not
+# conditional, so the judge's class consistency (does it name the class asked for?) is not
+# defined; two of chapter 6's measures for unconditional samples are: the **Fréchet distance**
+# between the judge's features of `N_JUDGE_SAMPLES` prior samples and of as many held-out real
+# images (validation images; lower is closer to real digits), and the judge's **mean
+# confidence**, its top class probability averaged over the samples (a digit it recognises
+# gets a high one). The distance's estimator is biased by about $1/n$, so every row uses the
+# same $n$, and the first row is real against real at that $n$: the floor of the scale.
+
+# %%
+referee = presets.judge("mnist").model  # the same cached judge as chapter 6
+order = np.random.default_rng(7).permutation(len(validation_images))
+reference_images = validation_images[order[:N_JUDGE_SAMPLES]]  # grey levels, as the judge was trained
+held_out_real = validation_images[order[N_JUDGE_SAMPLES:2 * N_JUDGE_SAMPLES]]
+
+
+def judged_figures(images):
+    return {"frechet": judge.frechet_distance_between(referee, images, reference_images),
+            "confidence": float(judge.predict_proba(referee, images).max(1).mean())}
+
+
+judged = {"real held-out images": judged_figures(held_out_real)}
+for beta, row in sweep.items():
+    with torch.no_grad():  # decoder means, as chapter 6 scores VAE samples
+        samples = row["model"].sample(N_JUDGE_SAMPLES, generator=torch.Generator().manual_seed(8))[:, 0]
+    judged[f"beta={beta:g}"] = judged_figures(samples.numpy())
+print(f"n = {N_JUDGE_SAMPLES} images per row, Fréchet distance to {len(reference_images)} other "
+      "validation images")
+print(f"{'':22} {'Fréchet':>9} {'mean confidence':>16}")
+for name, figures in judged.items():
+    print(f"{name:22} {figures['frechet']:>9.2f} {figures['confidence']:>16.3f}")
+
+frechet_by_beta = [judged[f"beta={b:g}"]["frechet"] for b in BETAS]
+confidence_by_beta = [judged[f"beta={b:g}"]["confidence"] for b in BETAS]
+best_frechet, best_confidence = BETAS[int(np.argmin(frechet_by_beta))], BETAS[int(np.argmax(confidence_by_beta))]
+if all(a < b for a, b in zip(frechet_by_beta, frechet_by_beta[1:])):
+    beta_verdict = "holds: the Fréchet distance grows with beta at every step"
+elif best_frechet == min(BETAS):
+    beta_verdict = "holds in part: the lowest beta is closest to real images, but not every step down helps"
+else:
+    beta_verdict = (f"does not hold: the samples closest to real images (Fréchet) come from "
+                    f"beta = {best_frechet:g}, not the lowest beta")
+print(f"verdict on 'lower beta generates better': {beta_verdict}; the judge is most confident "
+      f"on the samples of beta = {best_confidence:g}")
+if not config.is_quick():
+    assert judged["real held-out images"]["frechet"] < min(frechet_by_beta), judged
+
+# %% [markdown]
+# The printed verdict answers the report's claim with the judge's numbers rather than our
+# eyes; read it beside the table. The real-against-real row is the floor: no model's
+# samples get as close to real images as other real images do. The ELBO table above and this
+# one need not agree: the ELBO rewards explaining held-out images, the Fréchet distance
+# rewards prior samples that look like them, and $\beta$ moves the two apart.
 #
 # ## A conditional VAE: draw the digit you ask for
 #
@@ -474,31 +590,105 @@ plt.show()
 # with the NVIL baseline $b(x) = c + b_\psi(x)$: a moving average $c$ of the reconstruction
 # term, plus a small network trained to predict what is left for each image (Mnih & Gregor,
 # 2014). Neither depends on the sampled $z$, so the estimate stays unbiased. The decoder's
-# gradient is exact given $z$. Same hidden layer and epochs as the $\beta = 1$ model above.
+# gradient is exact given $z$. NVIL has a third device that this course leaves out: it also
+# divides the centred signal $\log p_\theta(x \mid z) - b(x)$ by a running estimate of its
+# standard deviation (variance normalisation, Mnih & Gregor, 2014, sec. 3), which keeps the
+# size of the encoder's steps steady while the signal's spread changes during training.
+#
+# ### Exercise: the score-function surrogate with a baseline
+#
+# Autograd differentiates a loss, not an estimator, so the estimator is written as a
+# **surrogate**: a scalar whose gradient is the estimate. Write
+# `score_function_surrogate(log_lik, log_q, baseline)` for a batch of one sample per image:
+# `log_lik` $= \log p_\theta(x \mid z)$ at the sampled $z$ (its gradient path is the
+# decoder's), `log_q` $= \log q_\phi(z \mid x)$ (the encoder's) and `baseline` $= b(x)$, a
+# network's output; each of shape (B,). Return the scalar to *minimise*,
+# $-\frac1B \sum_b \big[\log p_\theta(x_b \mid z_b) + (\log p_\theta(x_b \mid z_b) - b(x_b))
+# \log q_\phi(z_b \mid x_b)\big]$, with the learning signal $\log p - b$ **detached**: as a
+# number it multiplies $\nabla \log q$, but no gradient may flow through it, neither into the
+# decoder nor into the baseline (which learns by its own squared-error loss). The check
+# compares the gradients of your scalar, not its value.
+
+# %%
+def score_function_surrogate(log_lik, log_q, baseline):
+    """Scalar surrogate whose gradient is minus the one-sample estimate of grad E_q[log p(x | z)].
+
+    log_lik, log_q, baseline: (B,) tensors; returns a tensor of shape ().
+    """
+    ### BEGIN SOLUTION
+    signal = log_lik.detach() - baseline.detach()  # (B,): how much better than usual this z was
+    return -(log_lik + signal * log_q).mean()
+    ### END SOLUTION
+
+
+checks.score_function_surrogate(score_function_surrogate)
+
+# %% [markdown]
+# `gae_course.vae.VAE.objective` builds the same surrogate with
+# `gae_course.estimators.score_function` and adds the closed-form KL.
+#
+# Setting the binary VAE beside the Gaussian one changes two things at once: the latent type
+# and the gradient estimator. To see what each costs, two more small VAEs fill in the missing
+# corners, each changing one thing: a **Gaussian** VAE trained by the **score function** (its
+# samples detached, with the same learned baseline: `estimator="score_function"`), and the
+# binary VAE trained **without** its baseline (`use_baseline=False`, $b = 0$). All four have
+# the same hidden layer, the same epochs and the same data as the $\beta = 1$ model above.
 
 # %%
 binary = vae.cached_vae("bvae-mnist", BINARY_CONFIG, SMALL_TRAINING, train_images)
 binary_vae, binary_history = binary.model, binary.history
 gaussian_small, gaussian_history = sweep[1.0]["model"], sweep[1.0]["history"]
-fig, ax = plt.subplots(figsize=(6, 3.5))
-for label, history in [("Gaussian z (16 units), reparameterised", gaussian_history),
-                       ("binary z (64 units), score function + baseline", binary_history)]:
+gaussian_sf = vae.cached_vae("vae-mnist-sf", GAUSSIAN_SF_CONFIG, SMALL_TRAINING, train_images)
+binary_plain = vae.cached_vae("bvae-mnist-nobaseline", BINARY_NO_BASELINE_CONFIG, SMALL_TRAINING, train_images)
+corners = {
+    "Gaussian z (16), reparameterised": (gaussian_small, gaussian_history),
+    "Gaussian z (16), score function + baseline": (gaussian_sf.model, gaussian_sf.history),
+    "binary z (64), score function + baseline": (binary_vae, binary_history),
+    "binary z (64), score function, no baseline": (binary_plain.model, binary_plain.history),
+}
+fig, ax = plt.subplots(figsize=(7.5, 4))
+for label, (_, history) in corners.items():
     ax.plot(np.arange(1, len(history["neg_elbo"]) + 1), history["neg_elbo"], marker="o", label=label)
-ax.set(title="Training -ELBO: Gaussian against binary codes", xlabel="epoch",
-       ylabel="-ELBO (nats per image)")
-ax.legend()
+ax.set(title="Training -ELBO: latent type, estimator and baseline, one change at a time",
+       xlabel="epoch", ylabel="-ELBO (nats per image, training batches)")
+ax.legend(fontsize=8)
 plt.show()
 
+final = {label: history["neg_elbo"][-1] for label, (_, history) in corners.items()}
+one_change = [
+    ("the estimator (Gaussian z: reparameterised -> score function)",
+     "Gaussian z (16), reparameterised", "Gaussian z (16), score function + baseline"),
+    ("the latent (score function + baseline: Gaussian 16 -> binary 64)",
+     "Gaussian z (16), score function + baseline", "binary z (64), score function + baseline"),
+    ("the baseline (binary z: with -> without)",
+     "binary z (64), score function + baseline", "binary z (64), score function, no baseline"),
+]
+print(f"final training -ELBO after {SMALL_TRAINING.epochs} epochs (nats per image):")
+for label, value in final.items():
+    print(f"  {label:44} {value:8.2f}")
+print("what one change costs (positive: the bound gets worse):")
+for what, before, after in one_change:
+    print(f"  {what:66} {final[after] - final[before]:+8.2f}")
+
 # %% [markdown]
-# The binary VAE learns, but more slowly and to a worse bound: each of its gradient steps is
-# noisier, and 64 bits say less than 16 real numbers. Its samples and reconstructions:
+# Read the last three printed lines: each changes one thing, so each number is what that one
+# change does to the training -ELBO after these few epochs (positive: the change makes the
+# bound worse; negative: better). The first is what reparameterisation buys over the score
+# function on the same Gaussian latent; the second is what going from 16 real numbers to 64
+# bits does under the same estimator and baseline; the third is what the baseline buys on the
+# binary latent. These are single training runs of a few epochs: small differences are within
+# what another seed would change. Samples and reconstructions of the
+# binary VAE with its baseline follow. A binary VAE's decoder has only ever seen corners of the
+# cube $\{0, 1\}^{64}$, so a reconstruction decodes the most probable code $\mathbb 1[\ell > 0]$
+# (`VAE.most_probable_code`), not the mean $\sigma(\ell)$, which lies inside the cube where the
+# decoder was never trained; prior samples decode draws from $\mathrm{Bernoulli}(\tfrac12)^{64}$.
 
 # %%
 with torch.no_grad():
-    binary_recon = torch.sigmoid(binary_vae(test_binary[:10])).reshape(-1, 28, 28)
+    binary_recon = torch.sigmoid(binary_vae(validation_binary[:10])).reshape(-1, 28, 28)  # most probable code
     binary_samples = binary_vae.sample(10, generator=torch.Generator().manual_seed(5))[:, 0]
-plotting.image_grid(np.concatenate([test_binary[:10].numpy(), binary_recon.numpy(), binary_samples.numpy()]),
-                    n_cols=10, row_labels=["test", "recon", "prior"],
+plotting.image_grid(np.concatenate([validation_binary[:10].numpy(), binary_recon.numpy(), binary_samples.numpy()]),
+                    n_cols=10, row_labels=["validation", "recon", "prior"],
                     title="Binary-code VAE: reconstructions and samples from the prior",
                     xlabel="image", ylabel="row")
 plt.show()
@@ -506,13 +696,13 @@ plt.show()
 # %% [markdown]
 # ### What the baseline buys
 #
-# Take the trained binary VAE and a fixed batch of 100 test images. Draw the encoder's gradient
+# Take the trained binary VAE and a fixed batch of 100 validation images. Draw the encoder's gradient
 # estimate many times, with $b(x)$ and with $b = 0$, and compare: the two means must agree
 # (both are unbiased) and the total variance (the sum over the encoder's parameters) is what the
 # baseline is for.
 
 # %%
-gradient_batch = test_binary[test_order[:N_GRADIENT_IMAGES]]
+gradient_batch = validation_binary[-N_GRADIENT_IMAGES:]
 gradient_stats = {}
 for use_baseline in (False, True):
     generator = torch.Generator().manual_seed(6)
@@ -529,25 +719,83 @@ print(f"{'NVIL baseline c + b_psi(x)':<28} {centred.total_variance:>15.4g}")
 print(f"variance reduction: {reduction:.0f}x over {N_GRADIENT_REPEATS} estimates each")
 print(f"means more than 3 standard errors apart: {float((agreement > 3).float().mean()):.2%} of "
       f"{agreement.numel():,} coordinates (chance alone gives about 0.3 %)")
+if not config.is_quick():
+    assert reduction > 10, f"the baseline should cut the variance many times over; got {reduction:.1f}x"
+
+fig, axes = plt.subplots(1, 2, figsize=(11, 3.6))
+axes[0].bar(["no baseline (b = 0)", "NVIL baseline c + b_psi(x)"],
+            [plain.total_variance, centred.total_variance], color=["tab:red", "tab:blue"])
+axes[0].set(yscale="log", title=f"Total variance of the encoder gradient: {reduction:.0f}x lower",
+            xlabel="baseline", ylabel="sum of per-parameter variances (log scale)")
+ratio = (plain.variance / centred.variance.clamp_min(1e-30)).numpy()
+axes[1].hist(np.log10(ratio[np.isfinite(ratio) & (ratio > 0)]), bins=50, color="tab:gray")
+axes[1].axvline(0.0, color="k", linestyle="--", label="no change")
+axes[1].set(title="Per-parameter variance ratio, without / with the baseline",
+            xlabel="log10(variance without / variance with)", ylabel="encoder parameters")
+axes[1].legend()
+fig.tight_layout()
+plt.show()
 
 # %% [markdown]
 # Without a baseline the learning signal $\log p(x \mid z)$ is about $-100$ nats for every
 # image, so each estimate is mostly a large multiple of $\nabla \log q$, whose mean is zero:
 # pure noise. Subtracting $b(x)$ leaves only how much better or worse this $z$ was than usual
 # for this image, and the variance falls by the factor printed above, at no cost in bias.
+# Left: the two total variances; right: for each encoder parameter, how many times smaller its
+# variance is with the baseline (most of the mass right of the dashed line: the baseline helps
+# almost every parameter, not only a few large ones).
 #
-# The bound of the binary VAE, measured the same way as the Gaussian one (the same images and
-# $K$) with the Gaussian VAE of the same size beside it:
+# The bounds of the four small VAEs, measured the same way (the same validation images and
+# $K$):
 
 # %%
-compare_images = iwae_images[: min(500, N_IWAE_IMAGES)]
-binary_nll = {
-    "Gaussian z (16), reparameterised": -vae.iwae_log_likelihood(gaussian_small, compare_images, IWAE_K, generator=estimate_rng).mean(),
-    "binary z (64), score function": -vae.iwae_log_likelihood(binary_vae, compare_images, IWAE_K, generator=estimate_rng).mean(),
-}
+compare_images = validation_binary[: min(500, N_IWAE_IMAGES)]
+binary_nll = {label: float(-vae.iwae_log_likelihood(model, compare_images, IWAE_K, generator=estimate_rng).mean())
+              for label, (model, _) in corners.items()}
 for label, value in binary_nll.items():
-    print(f"{label:<36} -L_{IWAE_K} = {value:.2f} nats ({len(compare_images)} test images, "
+    print(f"{label:<44} -L_{IWAE_K} = {value:.2f} nats ({len(compare_images)} validation images, "
           f"{SMALL_TRAINING.epochs} epochs)")
+
+# %% [markdown]
+# ## The test set, once
+#
+# Every setting is now fixed, so the main model meets the test images, for the first and only
+# time: $\mathcal L_K$ with $K = $ `IWAE_K` and the ELBO, **on the same images**.
+
+# %%
+test_order = rng.permutation(len(test_binary))
+iwae_images = test_binary[test_order[:N_IWAE_IMAGES]]
+log_px = vae.iwae_log_likelihood(main_vae, iwae_images, IWAE_K, generator=estimate_rng)
+test_nll = float(-log_px.mean())
+test_nll_se = float(log_px.std(ddof=1) / np.sqrt(len(log_px)))
+test_elbo_terms = vae.elbo_terms(main_vae, iwae_images, generator=estimate_rng)
+iwae_gap = test_elbo_terms["neg_elbo"] - test_nll  # L_K - ELBO, nats per image
+print(f"{'':48} {'nats':>8}")
+print(f"{f'published VAE, 1 stochastic layer, L_{PUBLISHED_K}':48} {PUBLISHED_NLL:>8.2f}")
+print(f"{f'this VAE, -L_K, K={IWAE_K}, {len(log_px)} test images':48} {test_nll:>8.2f} ± {test_nll_se:.2f}")
+print(f"{f'this VAE, -ELBO on the same {len(log_px)} test images':48} {test_elbo_terms['neg_elbo']:>8.2f}")
+print(f"L_K - ELBO on these images: {iwae_gap:.2f} nats")
+print(f"training passes: {MAIN_TRAINING.epochs} here, {PUBLISHED_PASSES} for the published model "
+      f"({PUBLISHED_PASSES / MAIN_TRAINING.epochs:.0f} times more)")
+if not config.is_quick():
+    assert test_nll <= TARGET_NLL, f"test NLL {test_nll:.2f} nats is above the target {TARGET_NLL}"
+    assert iwae_gap > 1.0, f"L_K should be above the ELBO on the same images; gap {iwae_gap:.2f}"
+print(f"target: at most {TARGET_NLL} nats; measured {test_nll:.2f} ({config.mode()} mode)")
+
+# %% [markdown]
+# The ± is one standard error of the mean over the test images (their log-likelihoods differ
+# by tens of nats from one digit to another). The published figure comes from far more
+# training (the ratio of passes is printed) and from $\mathcal L_{5000}$ on the full test set
+# (Burda et al., 2016, used $k = 5000$ on all 10 000 test images); here $K = $ `IWAE_K` on
+# `N_IWAE_IMAGES` of them (the cost grows with the number of images times $K$: all 10 000
+# would take five times as long).
+#
+# What the printed gap means, exactly: $\log p(x) - \mathrm{ELBO}(x) = \mathrm{KL}\big(q(z \mid x)
+# \,\|\, p(z \mid x)\big)$ (chapter 2), and $\log p(x) \ge \mathcal L_K(x)$, so
+# $\mathcal L_K - \mathrm{ELBO}$ is a **lower bound** on the mean KL between $q$ and the true
+# posterior over these images, not the KL itself; the rest of it, $\log p(x) - \mathcal L_K \ge 0$,
+# is the gap that more samples would still close. The whole KL is what a better encoder could
+# win for this decoder.
 
 # %% [markdown]
 # ## Check yourself
@@ -557,9 +805,12 @@ for label, value in binary_nll.items():
 # 2. Why is the test set binarised once with a fixed seed, while training images are binarised
 #    anew each epoch?
 # 3. $\mathcal L_{1000}$ is larger than the ELBO on the same images. Which of the two would you
-#    report as the model's log-likelihood, and why is even $\mathcal L_{1000}$ a lower bound?
-# 4. With $\beta = 4$ some units are inactive. What is $q(z_j \mid x)$ for such a unit, and what
-#    does the decoder learn about $z_j$?
+#    report as the model's log-likelihood, why is even $\mathcal L_{1000}$ a lower bound, and why
+#    is $\mathcal L_{1000} - \mathrm{ELBO}$ only a lower bound on $\mathrm{KL}(q \,\|\, p(z \mid x))$?
+# 6. Why were the beta sweep, the choice of $K$ and the binary VAEs measured on validation
+#    images, and the test images used only in the last section?
+# 4. A unit is inactive when its posterior mean does not move across images. What is
+#    $q(z_j \mid x)$ for such a unit, and what does the decoder learn about $z_j$?
 # 5. The baseline $b(x)$ depends on the image. Why may it not depend on the sampled $z$?
 #
 # ## Summary
@@ -567,12 +818,15 @@ for label, value in binary_nll.items():
 # - A VAE maximises the ELBO, reconstruction minus KL, with a reparameterised sample for the
 #   first term and a closed form for the second; the KL shapes the code space like the prior, so
 #   prior draws decode to digits.
-# - Its held-out log-likelihood, estimated by importance sampling with $K = 1000$, comes within
-#   a few nats of the published figure after a few minutes of CPU.
-# - $\beta$ trades reconstruction against prior matching; a conditional VAE separates class
-#   from style.
+# - Its held-out log-likelihood, estimated by importance sampling with $K = 1000$ on the test
+#   images once, is checked against the course's target; the ELBO on the same images is below
+#   it, and their difference is a lower bound on the KL from $q$ to the true posterior.
+# - $\beta$ trades reconstruction against prior matching; whether a lower $\beta$ draws better
+#   samples is a question for the judge, not the eye; a conditional VAE separates class from
+#   style.
 # - Without reparameterisation (binary codes) the score function still trains the encoder, and
-#   a baseline makes that practical by cutting the gradient's variance many times over.
+#   a baseline makes that practical by cutting the gradient's variance many times over; the
+#   four small VAEs separate what the estimator, the latent type and the baseline each cost.
 # - Chapter 5 takes the opposite road: no KL during training, a deterministic autoencoder, and
 #   Gaussian mixtures fitted to its codes afterwards. Chapter 6 compares the two.
 
@@ -585,6 +839,9 @@ summary = results.record(
     n_test_images=len(log_px),
     published_nll_nats=PUBLISHED_NLL,
     test_neg_elbo_nats=test_elbo_terms["neg_elbo"],
+    iwae_minus_elbo_nats=iwae_gap,
+    n_validation_images=len(validation_binary),
+    validation_neg_elbo_nats=validation_terms["neg_elbo"],
     iwae_curve={str(K): float(v) for K, v in curve.items()},
     training_epochs=MAIN_TRAINING.epochs,
     train_seconds=sum(main_history["seconds"]),
@@ -593,7 +850,9 @@ summary = results.record(
                        "n_repeats": N_GRADIENT_REPEATS, "n_images": N_GRADIENT_IMAGES},
     beta_sweep={f"{b:g}": {k: row[k] for k in ("recon", "kl", "neg_elbo", "active_units")}
                 for b, row in sweep.items()},
-    binary_vs_gaussian_nll={label: float(v) for label, v in binary_nll.items()},
+    binary_vs_gaussian_nll=binary_nll,
+    binary_corners_final_train_neg_elbo=final,
+    beta_sweep_judge={"n": N_JUDGE_SAMPLES, "verdict": beta_verdict, **judged},
     chapter_seconds=time.perf_counter() - chapter_start,
 )
 summary

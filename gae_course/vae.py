@@ -24,6 +24,11 @@ figures this course compares with). Two kinds of latent, chosen by :class:`VAECo
   small network trained to predict what is left (NVIL, Mnih & Gregor, 2014, sec. 3.3). The KL
   between factorised Bernoullis is in closed form and differentiated exactly.
 
+``VAEConfig.estimator`` can force the score function on a Gaussian latent (its samples are
+then detached and the encoder learns through :math:`\nabla_\phi \log q_\phi(z \mid x)` only,
+with the same NVIL baseline), and ``VAEConfig.use_baseline=False`` drops the baseline
+(:math:`b = 0`), so that the estimator and the latent type can be changed one at a time.
+
 A conditional VAE (Sohn et al., 2015) feeds the one-hot label to both networks:
 :math:`q_\phi(z \mid x, y)`, :math:`p_\theta(x \mid z, y)`; decoding prior samples with a
 chosen :math:`y` draws that class.
@@ -52,6 +57,7 @@ from gae_course import estimators, models
 from gae_course import train as train_lib
 
 LATENTS = ("gaussian", "bernoulli")
+ESTIMATORS = ("reparameterisation", "score_function")
 LOG_HALF = math.log(0.5)
 
 
@@ -65,7 +71,11 @@ class VAEConfig:
     n_classes: int = 0  # > 0: a conditional VAE, the one-hot label goes into both networks
     image_shape: tuple[int, int, int] = (1, 28, 28)  # (C, H, W); D = C * H * W pixels
     baseline_hidden: int = 100  # bernoulli only: width of the learned baseline b_psi(x)
-    baseline_decay: float = 0.9  # bernoulli only: weight of the old value in the moving average
+    baseline_decay: float = 0.9  # score function only: weight of the old value in the moving average
+    # the encoder's gradient of E_q[log p(x | z)]: None is the latent's own estimator
+    # (Gaussian: "reparameterisation"; Bernoulli: "score_function", the only one it has)
+    estimator: str | None = None
+    use_baseline: bool = True  # score function only: subtract b(x) = c + b_psi(x) (False: b = 0)
 
     def __post_init__(self):
         if self.latent not in LATENTS:
@@ -75,12 +85,25 @@ class VAEConfig:
                              f"{self.n_classes}.")
         if not 0.0 <= self.baseline_decay < 1.0:
             raise ValueError(f"baseline_decay must lie in [0, 1); got {self.baseline_decay}.")
+        if self.estimator is not None and self.estimator not in ESTIMATORS:
+            raise ValueError(f"estimator must be None or one of {ESTIMATORS}; got {self.estimator!r}.")
+        if self.latent == "bernoulli" and self.estimator == "reparameterisation":
+            raise ValueError("a Bernoulli latent cannot be reparameterised (a binary sample is not a "
+                             "smooth function of its logits): use estimator='score_function' or None.")
+        if not self.use_baseline and not self.score_function:
+            raise ValueError("use_baseline=False only applies to the score-function estimator; "
+                             "the reparameterised gradient has no baseline.")
         object.__setattr__(self, "hidden", tuple(int(h) for h in self.hidden))
         object.__setattr__(self, "image_shape", tuple(int(v) for v in self.image_shape))
 
     @property
     def conditional(self) -> bool:
         return self.n_classes > 0
+
+    @property
+    def score_function(self) -> bool:
+        """Whether the encoder learns by the score-function estimator (else: reparameterisation)."""
+        return self.latent == "bernoulli" or self.estimator == "score_function"
 
     @property
     def n_pixels(self) -> int:
@@ -146,7 +169,7 @@ class VAE(nn.Module):
         n_out = 2 * c.latent_dim if c.latent == "gaussian" else c.latent_dim
         self.encoder = models.Encoder(c.network(), out_dim=n_out)
         self.decoder = models.Decoder(c.network())
-        if c.latent == "bernoulli":
+        if c.score_function and c.use_baseline:
             self.baseline = estimators.LearnedBaseline(c.n_pixels, c.baseline_hidden).float()
             # the moving-average part c of the baseline; a buffer, so it is saved with the weights
             self.register_buffer("baseline_mean", torch.zeros(()))
@@ -207,9 +230,18 @@ class VAE(nn.Module):
         probs = torch.sigmoid(self.decoder_logits(z, y))  # (B, D)
         return probs.reshape(z.shape[0], *self.config.image_shape)
 
+    def most_probable_code(self, x: torch.Tensor, y=None) -> torch.Tensor:
+        """The mode of q(z | x): ``mu``, or the binary code ``1[logits > 0]``, shape (B, L).
+
+        For a Bernoulli latent this is a code the decoder was trained on; the mean
+        ``sigmoid(logits)`` (:meth:`encode`) lies between the corners of the cube it never saw.
+        """
+        q = self.posterior(x, y)
+        return q[0] if self.config.latent == "gaussian" else (q > 0).to(q.dtype)
+
     def forward(self, x: torch.Tensor, y=None) -> torch.Tensor:
-        """Reconstruction logits (B, D) decoded from the mean code."""
-        return self.decoder_logits(self.encode(x, y), y)
+        """Reconstruction logits (B, D) decoded from the most probable code (:meth:`most_probable_code`)."""
+        return self.decoder_logits(self.most_probable_code(x, y), y)
 
     # -- densities ---------------------------------------------------------------------------
 
@@ -231,10 +263,12 @@ class VAE(nn.Module):
         return kl_bernoulli_half(q)
 
     def sample_posterior(self, q, n_samples: int = 1, generator=None) -> torch.Tensor:
-        """Draws z ~ q(z | x), shape (K, B, L). Gaussian draws are reparameterised; binary draws
-        carry no gradient (the score function differentiates log q instead)."""
+        """Draws z ~ q(z | x), shape (K, B, L). Gaussian draws are reparameterised, unless the
+        model learns by the score function: then, as binary draws, they carry no gradient (the
+        score function differentiates log q instead)."""
         if self.config.latent == "gaussian":
-            return elbo_lib.sample_diag_gaussian(*q, n_samples, generator)
+            z = elbo_lib.sample_diag_gaussian(*q, n_samples, generator)
+            return z.detach() if self.config.score_function else z
         probs = torch.sigmoid(q).detach().expand(n_samples, *q.shape)
         return torch.bernoulli(probs, generator=generator)
 
@@ -268,27 +302,33 @@ class VAE(nn.Module):
     def objective(self, x: torch.Tensor, y=None, beta: float = 1.0) -> Objective:
         """One-sample (beta-)ELBO of a batch: its two terms, a surrogate, the baseline's loss.
 
-        Gaussian z: ``surrogate = mean(recon + beta * kl)`` with a reparameterised z, whose
-        gradient is the pathwise estimate. Bernoulli z: a binary z carries no gradient, so the
+        Reparameterisation (Gaussian z, the default): ``surrogate = mean(recon + beta * kl)``
+        with a reparameterised z, whose gradient is the pathwise estimate. Score function
+        (Bernoulli z, or ``estimator="score_function"``): z carries no gradient, so the
         encoder's part of the gradient of E_q[log p(x | z)] is the score-function estimate
         (log p(x | z) - b(x)) grad log q(z | x) (:func:`gae_course.estimators.score_function`)
         with b(x) = c + b_psi(x): a moving average c plus a learned residual (NVIL, Mnih &
-        Gregor, 2014, sec. 3.3); the KL is differentiated exactly. b_psi learns from
-        ``baseline_loss`` alone, the squared error of its prediction of log p(x | z) - c.
+        Gregor, 2014, sec. 3.3), or b = 0 with ``use_baseline=False``; the KL is differentiated
+        exactly. b_psi learns from ``baseline_loss`` alone, the squared error of its prediction
+        of log p(x | z) - c.
         """
         q = self.posterior(x, y)
         z = self.sample_posterior(q)  # (1, B, L)
         log_lik = self.log_likelihood(x, z, y)  # (1, B)
         kl = self.kl(q)  # (B,)
-        if self.config.latent == "gaussian":
+        no_loss = torch.zeros((), dtype=kl.dtype, device=kl.device)
+        if not self.config.score_function:
             surrogate = (-log_lik[0] + beta * kl).mean()
-            baseline_loss = torch.zeros((), dtype=kl.dtype, device=kl.device)
+            baseline_loss = no_loss
         else:
-            b = self.baseline_mean + self.baseline(self._flat(x))  # (B,), independent of z
+            if self.config.use_baseline:
+                b = self.baseline_mean + self.baseline(self._flat(x))  # (B,), independent of z
+                baseline_loss = estimators.LearnedBaseline.loss(b, log_lik)
+            else:
+                b, baseline_loss = 0.0, no_loss
             estimate = estimators.score_function(log_lik, self.log_posterior(q, z), baseline=b)
             surrogate = -estimate.surrogate / len(kl) + beta * kl.mean()
-            baseline_loss = estimators.LearnedBaseline.loss(b, log_lik)
-            if self.training:  # update c after it was used on this batch (it never sees its own z)
+            if self.training and self.config.use_baseline:  # update c after it was used on this batch
                 decay = self.config.baseline_decay
                 self.baseline_mean.mul_(decay).add_((1 - decay) * log_lik.detach().mean())
         return Objective(-log_lik[0].detach(), kl.detach(), surrogate, baseline_loss)
@@ -316,14 +356,19 @@ class VAE(nn.Module):
     def encoder_score_gradient(self, x, generator, use_baseline: bool = True, y=None) -> torch.Tensor:
         """One score-function estimate of the encoder's gradient of E_q[log p(x | z)], (P,).
 
-        For a Bernoulli latent: (log p(x | z) - b(x)) grad_phi log q(z | x), averaged over the
-        batch, with b = c + b_psi(x) or b = 0; flattened over the encoder's parameters. Both
-        versions have the same expectation; their variances over repeated calls are what the
-        baseline is for. (The KL's gradient is exact and the same in both, so it is left out.)
+        For a model that learns by the score function (Bernoulli latent, or
+        ``estimator="score_function"``): (log p(x | z) - b(x)) grad_phi log q(z | x), averaged
+        over the batch, with b = c + b_psi(x) or b = 0; flattened over the encoder's
+        parameters. Both versions have the same expectation; their variances over repeated
+        calls are what the baseline is for. (The KL's gradient is exact and the same in both,
+        so it is left out.)
         """
-        if self.config.latent != "bernoulli":
-            raise ValueError("the score-function gradient is for the Bernoulli latent; "
-                             "a Gaussian VAE uses the reparameterised gradient.")
+        if not self.config.score_function:
+            raise ValueError("the score-function gradient is for a model trained by it (a Bernoulli "
+                             "latent, or estimator='score_function'); this one is reparameterised.")
+        if use_baseline and not self.config.use_baseline:
+            raise ValueError("this model was trained without a baseline (use_baseline=False): "
+                             "it has no b(x); pass use_baseline=False.")
         x = self._flat(x)
         logits = self.posterior(x, y)
         z = self.sample_posterior(logits, 1, generator)  # (1, B, L)

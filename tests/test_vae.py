@@ -22,6 +22,7 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 GAUSS = VAEConfig(latent_dim=3, hidden=(16,))
 BERN = VAEConfig(latent_dim=3, hidden=(16,), latent="bernoulli", baseline_hidden=8)
 COND = VAEConfig(latent_dim=3, hidden=(16,), n_classes=4)
+GAUSS_SF = VAEConfig(latent_dim=3, hidden=(16,), estimator="score_function", baseline_hidden=8)
 
 
 def binary_images(n=32, seed=0):
@@ -242,6 +243,97 @@ def test_a_good_baseline_reduces_the_variance():
     plain = estimators.measure(lambda gen: vae.encoder_score_gradient(x, gen, False), 300, g)
     centred = estimators.measure(lambda gen: vae.encoder_score_gradient(x, gen, True), 300, g)
     assert plain.total_variance > 10 * centred.total_variance
+
+
+def test_estimator_options_are_checked():
+    with pytest.raises(ValueError, match="cannot be reparameterised"):
+        VAEConfig(latent="bernoulli", estimator="reparameterisation")
+    with pytest.raises(ValueError, match="estimator must be"):
+        VAEConfig(estimator="reinforce")
+    with pytest.raises(ValueError, match="only applies to the score-function"):
+        VAEConfig(use_baseline=False)
+    assert not GAUSS.score_function and BERN.score_function
+    assert VAEConfig(estimator="score_function").score_function
+    assert VAEConfig(**GAUSS_SF.to_dict()) == GAUSS_SF  # JSON round trip (the cache key)
+
+
+def test_gaussian_score_function_objective_is_the_estimate_by_hand():
+    """estimator="score_function" on a Gaussian: z detached, the encoder learns through
+    (log p(x | z) - b(x)) grad log q(z | x) plus the exact KL gradient."""
+    vae = model(GAUSS_SF).double().eval()
+    vae.baseline_mean.fill_(-300.0)
+    x = torch.from_numpy(binary_images(8)).double().reshape(8, 784)
+    torch.manual_seed(3)
+    out = vae.objective(x)
+    torch.manual_seed(3)
+    mu, logvar = vae.posterior(x)
+    z = vae.sample_posterior((mu, logvar))  # (1, 8, 3)
+    assert not z.requires_grad
+    log_lik = vae.log_likelihood(x, z)[0]
+    kl = elbo_lib.kl_standard_normal(mu, logvar)
+    b = (vae.baseline_mean + vae.baseline(x)).detach()
+    by_hand = (-(log_lik.detach() - b) * elbo_lib.log_normal_diag(z[0], mu, logvar) + kl).mean()
+    encoder = list(vae.encoder.parameters())
+    torch.testing.assert_close(estimators.flat_grad(out.surrogate, encoder),
+                               estimators.flat_grad(by_hand, encoder))
+    torch.testing.assert_close(out.recon, -log_lik.detach())
+    assert estimators.flat_grad(out.baseline_loss, list(vae.baseline.parameters())).abs().sum() > 0
+
+
+def test_gaussian_score_function_gradient_matches_the_reparameterised_one_on_average():
+    """Both estimate grad E_q[log p(x | z)]: on a tiny model (6 pixels, 2 units) the mean of
+    many score-function estimates agrees with the mean of many pathwise ones."""
+    tiny = dict(latent_dim=2, hidden=(4,), image_shape=(1, 2, 3), baseline_hidden=3)
+    sf = model(VAEConfig(estimator="score_function", **tiny)).double()
+    pathwise = model(VAEConfig(**tiny)).double()
+    pathwise.load_state_dict({k: v for k, v in sf.state_dict().items() if k in pathwise.state_dict()})
+    x = torch.tensor([[1.0, 0, 1, 0, 0, 1], [0, 1, 1, 1, 0, 0], [1, 1, 0, 0, 1, 0]], dtype=torch.float64)
+    encoder = list(pathwise.encoder.parameters())
+
+    def pathwise_gradient(gen):
+        q = pathwise.posterior(x)
+        z = pathwise.sample_posterior(q, 1, gen)
+        return estimators.flat_grad(pathwise.log_likelihood(x, z)[0].mean(), encoder)
+
+    g = torch.Generator().manual_seed(0)
+    reference = estimators.measure(pathwise_gradient, 4000, g).mean
+    stats = estimators.measure(lambda gen: sf.encoder_score_gradient(x, gen, True), 4000, g,
+                               reference=reference)
+    assert stats.max_abs_z < 5.0, stats.max_abs_z
+
+
+def test_score_function_without_baseline_has_none():
+    config = VAEConfig(latent_dim=3, hidden=(16,), latent="bernoulli", use_baseline=False)
+    vae = model(config).double()
+    assert not hasattr(vae, "baseline") and "baseline_mean" not in dict(vae.named_buffers())
+    x = torch.from_numpy(binary_images(8)).double().reshape(8, 784)
+    torch.manual_seed(3)
+    out = vae.objective(x)
+    torch.manual_seed(3)
+    logits = vae.posterior(x)
+    z = vae.sample_posterior(logits)
+    log_lik = vae.log_likelihood(x, z)[0]
+    by_hand = (-log_lik.detach() * estimators.bernoulli_log_prob(z[0], logits) + kl_bernoulli_half(logits)).mean()
+    encoder = list(vae.encoder.parameters())
+    torch.testing.assert_close(estimators.flat_grad(out.surrogate, encoder),
+                               estimators.flat_grad(by_hand, encoder))
+    assert float(out.baseline_loss) == 0.0
+    with pytest.raises(ValueError, match="without a baseline"):
+        vae.encoder_score_gradient(x, torch.Generator(), use_baseline=True)
+    assert vae.encoder_score_gradient(x, torch.Generator().manual_seed(0), use_baseline=False).shape == (
+        sum(p.numel() for p in encoder),)
+
+
+def test_binary_reconstruction_decodes_the_most_probable_code():
+    """A binary VAE decodes a corner of the cube it was trained on, not sigmoid(logits)."""
+    vae = model(BERN)
+    x = torch.from_numpy(binary_images(5))
+    code = vae.most_probable_code(x)
+    assert set(torch.unique(code).tolist()) <= {0.0, 1.0}
+    torch.testing.assert_close(code, (vae.posterior(x) > 0).float())
+    torch.testing.assert_close(vae(x), vae.decoder_logits(code))
+    gauss = model(GAUSS)
+    torch.testing.assert_close(gauss(x), gauss.decoder_logits(gauss.encode(x)))
 
 
 def test_score_gradient_is_for_bernoulli_latents_only():

@@ -33,6 +33,8 @@ Chapter  Exercise                                                   Check
 3        ``score_function_gaussian(f, mu, log_sigma, eps)``         :func:`score_function_gaussian`
 3        ``leave_one_out_baseline(f_values) -> (K, B)``             :func:`leave_one_out_baseline`
 4        ``vae_negative_elbo(x, mu, logvar, eps, decoder)``         :func:`vae_negative_elbo`
+4        ``vae_iwae_bound(x, mu, logvar, eps, decoder) -> (B,)``    :func:`vae_iwae_bound`
+4        ``score_function_surrogate(log_lik, log_q, baseline)``     :func:`score_function_surrogate`
 5        ``class_posterior(class_log_lik, log_prior) -> (n, C)``    :func:`class_posterior`
 5        ``monte_carlo_kl(log_p_a, log_p_b) -> (kl, stderr)``       :func:`monte_carlo_kl`
 6        ``frechet_distance(mu_a, cov_a, mu_b, cov_b) -> float``    :func:`frechet_distance`
@@ -55,14 +57,18 @@ from gae_course.checks.ch03_estimators import (
     reparam_gaussian,
     score_function_gaussian,
 )
-from gae_course.checks.ch04_vae import vae_negative_elbo
+from gae_course.checks.ch04_vae import (
+    score_function_surrogate,
+    vae_iwae_bound,
+    vae_negative_elbo,
+)
 from gae_course.checks.ch05_gae import class_posterior, monte_carlo_kl
 from gae_course.checks.ch06_comparison import frechet_distance
 
 __all__ = [
     "CheckFailed", "log_gaussian", "e_step", "m_step", "kmeans_plusplus", "class_posterior",
     "case_inputs", "gaussian_kl", "elbo_estimate", "iwae_bound", "reparam_gaussian",
-    "score_function_gaussian", "leave_one_out_baseline", "vae_negative_elbo", "frechet_distance",
-    "linear_gaussian_elbo", "monte_carlo_kl",
+    "score_function_gaussian", "leave_one_out_baseline", "vae_negative_elbo", "vae_iwae_bound",
+    "score_function_surrogate", "frechet_distance", "linear_gaussian_elbo", "monte_carlo_kl",
 ]
 # _compare is not public, but tests/test_checks.py exercises it as checks._compare.

@@ -39,16 +39,16 @@
 #
 # - how to compare generative models without a shared likelihood, and what the measurements
 #   can and cannot see;
-# - what a KL term during training buys (a code space you can sample anywhere) and what it
-#   costs (blur, weaker codes for classification);
+# - what a KL term during training buys (a code space meant to be sampled anywhere) and what it
+#   costs, measured against an autoencoder of exactly the VAE's size;
 # - where describing a code space after the fact breaks: outside the clouds.
 #
 # **What you'll need**
 #
 # - chapters 4 and 5; the models they trained are reused from the cache (run them first, or
-#   this chapter trains what is missing: about 6 extra minutes);
-# - about 1.5 minutes of CPU for a full run once everything is cached; the first run trains two
-#   judges, three VAEs and four small MLPs (about 5 minutes more); under a minute with
+#   this chapter trains what is missing);
+# - a few minutes of CPU for a full run once everything is cached; the first run also trains two
+#   judges, the small VAEs and autoencoders and six small MLPs on codes; much less with
 #   `GAE_COURSE_QUICK=1`.
 
 # %% [markdown]
@@ -64,13 +64,14 @@
 # %%
 import itertools
 import time
+import warnings
 
 import matplotlib.pyplot as plt
 import numpy as np
 import torch
 from sklearn.metrics import accuracy_score, roc_auc_score
 
-from gae_course import cache, checks, config, data, gae, judge, models, plotting, presets, results, train, vae
+from gae_course import cache, checks, config, data, gae, judge, mixture, models, plotting, presets, results, train, vae
 
 chapter_start = time.perf_counter()
 rng = config.seed_everything(0)
@@ -95,12 +96,17 @@ N_FRECHET = 10 * N_PER_CLASS
 N_PATHS = N_FRECHET // 45  # interpolations per class pair: 45 pairs give N_FRECHET midpoints
 N_UNIFORM = N_FRECHET  # uniform box samples
 N_ELBO_SAMPLES = 10  # posterior draws per image for the VAE's negative ELBO (anomaly score)
+# Chapter 1's pixel mixtures (diagonal covariances, its reg_covar, tol, iterations and
+# k-means++), fitted here one per class with the AE + GMM rows' 6 components, on a subset
+PIXEL_GMM = dict(n_components=GMM["n_components"], covariance_type="diag", reg_covar=1e-2,
+                 tol=5e-2, max_iter=config.pick(full=100, quick=15), init_params="k-means++")
+N_PIXEL_TRAIN = config.pick(full=20_000, quick=1_000)  # training images, as in chapter 1
 CLASS_NAMES = {name: data.CLASS_NAMES[name] for name in DATASETS}
 
 print(f"mode: {config.mode()}; torch threads: {torch.get_num_threads()}")
 for name in ["N_VALIDATION", "AE_CONFIGS", "AE_TRAINING", "VAE_CONFIG", "CVAE_CONFIG",
              "VAE_TRAINING", "AE8_CONFIG", "GMM", "JUDGE_TRAINING", "MLP_HIDDEN", "MLP_TRAINING",
-             "N_PER_CLASS", "N_FRECHET", "N_PATHS", "N_UNIFORM", "N_ELBO_SAMPLES"]:
+             "N_PER_CLASS", "N_FRECHET", "N_PATHS", "N_UNIFORM", "N_ELBO_SAMPLES", "PIXEL_GMM", "N_PIXEL_TRAIN"]:
     print(f"  {name:17s} = {globals()[name]}")
 if config.is_quick():
     print(f"  quick mode: the models train on {presets.N_TRAIN_QUICK} of the training images")
@@ -158,6 +164,9 @@ for name in DATASETS:
 #   codes; decode.
 # - **Conditional VAE** (chapter 4): $z \sim \mathcal N(0, I)$, decode with the label $c$.
 # - **VAE + GMM**: fit the same per-class mixtures on a VAE's posterior means; draw and decode.
+# - **pixel GMM**: chapter 1's diagonal Gaussian mixtures on the 784 pixels themselves, one per
+#   class with 6 components (fitted on `N_PIXEL_TRAIN` training images); draws clipped to
+#   [0, 1], the range of a pixel. The baseline with no code space at all.
 # - **AE(8) + GMM**: the same per-class mixtures on the codes of an autoencoder with the VAE's
 #   exact networks (an MLP with one hidden layer of 400, a code of 8), trained like the VAE (the
 #   same images, epochs, batch size and dynamically binarised pixels) but without the KL term and
@@ -184,11 +193,24 @@ for name in DATASETS:
         samplers[name][space] = gae.ClassConditionalGMM(**GMM, random_state=0).fit(
             codes[name][space]["train"], labels)
         fit_seconds[name][space] = time.perf_counter() - start
+    subset = np.random.default_rng(1).choice(len(s["all_images"]) - len(s["val_images"]),
+                                             min(N_PIXEL_TRAIN, len(s["all_images"]) - len(s["val_images"])),
+                                             replace=False)  # from the training part only
+    pixels, pixel_labels = s["all_images"][subset].reshape(len(subset), -1).astype(np.float64), s["all_labels"][subset]
+    start = time.perf_counter()
+    with warnings.catch_warnings():  # quick mode stops EM early on purpose, as in chapter 1
+        warnings.simplefilter("ignore", mixture.ConvergenceWarning)
+        samplers[name]["pixels"] = [mixture.GaussianMixture(**PIXEL_GMM, random_state=c).fit(pixels[pixel_labels == c])
+                                    for c in range(10)]
+    fit_seconds[name]["pixels"] = time.perf_counter() - start
 
 
 def draw(name, model_name, label, n, seed):
     """n images (n, 28, 28) of class `label` from one of the four models."""
     m, generator = models_by_dataset[name], np.random.default_rng(seed)
+    if model_name == "pixel GMM":
+        x, _ = samplers[name]["pixels"][label].sample(n, rng=generator)
+        return np.clip(x[generator.permutation(n)], 0.0, 1.0).reshape(n, 28, 28).astype(np.float32)
     if model_name in SPACES:
         space = SPACES[model_name]
         z = samplers[name][space].sample_codes(label, n, generator)
@@ -199,9 +221,9 @@ def draw(name, model_name, label, n, seed):
 
 
 SPACES = {"AE + GMM": "ae", "VAE + GMM": "vae", "AE(8) + GMM": "ae8"}  # model -> its code space
-MODEL_NAMES = ["AE + GMM", "conditional VAE", "VAE + GMM", "AE(8) + GMM"]
+MODEL_NAMES = ["AE + GMM", "conditional VAE", "VAE + GMM", "AE(8) + GMM", "pixel GMM"]
 for name in DATASETS:
-    fig, axes = plt.subplots(1, 4, figsize=(20, 5.5))
+    fig, axes = plt.subplots(1, 5, figsize=(25, 5.5))
     for ax, model_name in zip(axes, MODEL_NAMES):
         grid = np.concatenate([draw(name, model_name, c, 6, seed=c) for c in range(10)])
         plotting.image_grid(grid, n_cols=6, ax=ax, row_labels=CLASS_NAMES[name],
@@ -210,10 +232,10 @@ for name in DATASETS:
     plt.show()
 
 # %% [markdown]
-# Side by side, the autoencoder's samples are the sharpest: its decoder was trained to
-# reconstruct, with no KL pulling codes together, and the mixtures put samples where codes of
-# the class really are. The VAEs' samples are smoother and blurrier (their decoders average
-# over the spread of $q$), and a few conditional-VAE draws are the wrong class or none at all.
+# What to look for, side by side: how sharp each model's samples are (an autoencoder's decoder
+# was trained to reconstruct, with no KL pulling codes together, while a VAE's decoder averages
+# over the spread of $q$, which tends to blur), and whether any draw is the wrong class or no
+# class at all. The eye is not the measurement: the next section is.
 #
 # ## Measured: class consistency and Fréchet distance
 #
@@ -291,6 +313,7 @@ cost = {name: {
     "conditional VAE": sum(models_by_dataset[name]["cvae"].history["seconds"]),
     "VAE + GMM": sum(models_by_dataset[name]["vae"].history["seconds"]) + fit_seconds[name]["vae"],
     "AE(8) + GMM": sum(models_by_dataset[name]["ae8"].history["seconds"]) + fit_seconds[name]["ae8"],
+    "pixel GMM": fit_seconds[name]["pixels"],
 } for name in DATASETS}
 print("training (s): wall-clock seconds recorded when each cached model was trained (another "
       "process on the machine at that time slows it), plus the mixtures' EM")
@@ -301,6 +324,16 @@ for name in DATASETS:
     for row, figures in comparison[name].items():
         seconds = f"{cost[name][row]:>13.0f}" if row in cost[name] else f"{'':>13}"
         print(f"{row:22} {figures['consistency']:>11.3f} {figures['frechet']:>9.2f} {N_FRECHET:>6} {seconds}")
+print("\nthe reference rows: real held-out images are the closest row and uniform noise the furthest "
+      "on both datasets: " + str(all(
+          min(comparison[n], key=lambda r: comparison[n][r]["frechet"]) == "real held-out images"
+          and max(comparison[n], key=lambda r: comparison[n][r]["frechet"]) == "uniform noise" for n in DATASETS)))
+if not config.is_quick():
+    for name in DATASETS:
+        fd = {row: figures["frechet"] for row, figures in comparison[name].items()}
+        assert min(fd, key=fd.get) == "real held-out images" and max(fd, key=fd.get) == "uniform noise", fd
+        # held-out real images: their consistency is the judge's held-out accuracy
+        assert abs(comparison[name]["real held-out images"]["consistency"] - judge_accuracy[name]) < 0.02
 
 # %%
 fig, axes = plt.subplots(1, 2, figsize=(12, 4))
@@ -318,6 +351,18 @@ for ax, title, ylabel, corner in [
     ax.legend(loc=corner)
 fig.tight_layout()
 plt.show()
+
+# %% [markdown]
+# Chapter 1's pixel mixtures against AE + GMM, measured (the course report compared them by eye):
+
+# %%
+for name in DATASETS:
+    px, ae = comparison[name]["pixel GMM"], comparison[name]["AE + GMM"]
+    print(f"{name}: pixel GMM consistency {px['consistency']:.3f}, Fréchet {px['frechet']:.2f}; "
+          f"AE + GMM {ae['consistency']:.3f}, {ae['frechet']:.2f} (n = {N_FRECHET}); verdict: "
+          f"{'AE + GMM' if ae['frechet'] < px['frechet'] else 'pixel GMM'} samples are closer to the "
+          f"real images, {'AE + GMM' if ae['consistency'] > px['consistency'] else 'pixel GMM'} "
+          f"samples carry their class more often")
 
 # %% [markdown]
 # Higher consistency and lower distance are better; real images mark the ceiling and the floor
@@ -405,7 +450,8 @@ for name in DATASETS:
 # %% [markdown]
 # The verdict lines are the cost of the KL term, measured with everything else held fixed.
 # Set them beside the autoencoder rows: the gap between AE + GMM and AE(8) + GMM is what the
-# larger convolutional network and its 32 or 64 numbers add on top. The original report found the latent MLP cheaper but
+# larger convolutional network and its 32 or 64 numbers add on top. The original report found
+# the latent MLP cheaper but
 # worse than the pixel CNN; the lines below test that claim on these models (the MLP's count
 # leaves out the encoder that makes its codes, and our pixel CNN is small and trained for only
 # a few epochs, so "worse" depends on how much is spent on the CNN):
@@ -631,9 +677,10 @@ for name, other in zip(DATASETS, DATASETS[::-1]):
 # 1. Why must the judge be trained separately from every model it judges?
 # 2. A model draws the same perfect image for every request of class $c$. What are its
 #    consistency and its Fréchet distance like?
-# 3. The mixtures and the MLP on the same codes reach similar accuracies. What does that say
-#    about where the accuracy comes from?
-# 4. Why do uniform codes decode better for a VAE than for an autoencoder?
+# 3. If the mixtures and the MLP on the same codes reach similar accuracies (the |GMM - MLP|
+#    line), what does that say about where the accuracy comes from?
+# 4. Why should uniform codes decode better for a VAE than for an autoencoder? Which verdict line
+#    tests it with nothing but the KL changed?
 # 5. Name one change to the autoencoder's training that would make its box less empty, and what
 #    it would cost.
 #
@@ -641,12 +688,15 @@ for name, other in zip(DATASETS, DATASETS[::-1]):
 #
 # - With no shared likelihood, samples are compared by an independent judge: how often it
 #   recognises the requested class, and a Fréchet distance in its features.
-# - AE + GMM draws sharp samples of the requested class; a VAE's code space can be sampled
-#   anywhere, with blurrier results; per-class mixtures on a VAE's codes sit in between.
-# - On the same codes, a generative (mixture) and a discriminative (MLP) classifier are close;
-#   a CNN on pixels is the reference.
-# - The GAE recipe breaks where its code space is empty (uniform codes decode to blots); the
-#   VAE's box decodes to images, and its paths between classes pass through blends.
+# - A comparison of code spaces says what it changed: AE + GMM against VAE + GMM changes the
+#   network, the code size and the KL; AE(8) + GMM against VAE + GMM changes the KL alone, and
+#   its verdict lines are the KL's measured price and gain.
+# - On the same codes, a generative (mixture) and a discriminative (MLP) classifier can be set
+#   side by side; a CNN on pixels is the reference.
+# - Describing a code space after the fact can only be sampled through its mixtures; the box and
+#   midpoint probes measure what happens outside and between the clouds.
+# - A likelihood is not an anomaly detector by itself: the AUROCs, both ways, say whether these
+#   models fall into the trap Nalisnick et al. describe.
 
 # %%
 summary = results.record(

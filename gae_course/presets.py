@@ -140,6 +140,26 @@ def small_vae(kind: str, dataset: str, *, progress: bool = True):
                           split.images("train"), labels=split.labels("train"), progress=progress)
 
 
+def small_autoencoder_config():
+    """AE(8): the plain small VAE's networks (MLP, same hidden widths, an 8-number code), no KL."""
+    from gae_course import models
+
+    plain = small_vae_configs()["plain"]
+    return models.AutoencoderConfig(kind="mlp", hidden=plain.hidden, latent_dim=plain.latent_dim)
+
+
+def small_autoencoder(dataset: str, *, progress: bool = True):
+    """AE(8) for ``dataset``, trained like the small VAEs: the same images, epochs, batch size
+    and dynamic binarisation, so that it differs from the plain small VAE by the KL term (and
+    the posterior noise that comes with it) alone."""
+    from gae_course import cache, models, vae
+
+    images = validation_split(dataset).images("train")
+    return cache.cached_fit(f"ae8-{dataset}", models.Autoencoder, small_autoencoder_config(),
+                            models.autoencoder_loss, images, small_vae_training(),
+                            transform=vae.binarize, progress=progress)
+
+
 def judge_training():
     from gae_course import train
 

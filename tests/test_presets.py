@@ -85,3 +85,21 @@ def test_chapters_5_and_6_and_the_tuner_take_the_shared_models_from_presets():
 
 def test_presets_do_not_depend_on_quick_mode_at_import():
     assert presets.N_VALIDATION == config.pick(full=6_000, quick=1_000)
+
+
+def test_the_small_autoencoder_has_the_plain_vaes_networks_and_one_checkpoint(tmp_path, monkeypatch):
+    monkeypatch.setenv("GAE_COURSE_CACHE", str(tmp_path))
+    monkeypatch.setenv("GAE_COURSE_QUICK", "1")
+    monkeypatch.setattr(presets, "small_vae_training", lambda: train.TrainConfig(epochs=0, batch_size=128))
+    plain = presets.small_vae_configs()["plain"]
+    ae8 = presets.small_autoencoder_config()
+    assert (ae8.kind, ae8.hidden, ae8.latent_dim) == ("mlp", plain.hidden, plain.latent_dim)
+    first = presets.small_autoencoder("mnist", progress=False)
+    second = presets.small_autoencoder("mnist", progress=False)
+    assert not first.loaded and second.loaded and first.path == second.path
+    assert presets.small_autoencoder("fashion-mnist", progress=False).path != first.path
+    # the same networks as the VAE's, but for the logvar half of the encoder's last layer
+    from gae_course import vae
+    vae_model = vae.VAE(plain)
+    assert models.count_parameters(first.model) == models.count_parameters(vae_model) \
+        - (plain.hidden[-1] + 1) * plain.latent_dim

@@ -648,8 +648,9 @@ for name in DATASETS:
 # $-\log p(x)$ estimated with `N_ELBO_SAMPLES` posterior draws per image, on the image
 # binarised as in training (the VAE's likelihood is a Bernoulli per pixel); a low value means
 # "like the training images". The KL of $q(z \mid x)$ to the prior alone is printed as a second
-# score. The GAE's score is chapter 5's, the best class log-likelihood
-# $\max_c \log p(f(x) \mid c)$ under AE + GMM. Each model trained on one dataset is shown that
+# score. The GAE's score is chapter 5's kind, the best class log-likelihood
+# $\max_c \log p(f(x) \mid c)$, under this chapter's AE + GMM (the original configuration, 6
+# components per class; chapter 5's figure is for its tuned mixtures). Each model trained on one dataset is shown that
 # dataset's test images and the other dataset's test images; the AUROC is the probability that
 # an own test image scores as more typical than an outsider (0.5: chance; below 0.5: the
 # outsiders look *more* typical).

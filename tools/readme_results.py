@@ -53,16 +53,16 @@ def chapter5(r):
     lines = ["| | MNIST train | MNIST test | Fashion-MNIST train | Fashion-MNIST test |", "|---|---|---|---|---|",
              "| published GAE | 0.9816 | 0.9766 | 0.8776 | 0.8538 |"]
     for label, key in [("original configuration (6 components per class, `reg_covar` 0.01), seed 0", "original_config"),
-                       ("tuned on validation ({K} components per class, `reg_covar` {reg}), seed 0", "tuned_config")]:
-        K = get(c5, f"mnist|{key}|n_components")
-        reg = get(c5, f"mnist|{key}|reg_covar")
+                       ("tuned on validation ({settings}), seed 0", "tuned_config")]:
+        settings = "; ".join(f"{name} {get(c5, f'{d}|{key}|n_components')} components per class, `reg_covar` "
+                             f"{get(c5, f'{d}|{key}|reg_covar')}" for d, name in DATASETS.items())
         cells = []
         for d in DATASETS:
             if key == "tuned_config":
                 cells += [fmt(get(c5, f"{d}|train_accuracy")), f"**{fmt(get(c5, f'{d}|test_accuracy'))}**"]
             else:
                 cells += [fmt(get(c5, f"{d}|{key}|train")), fmt(get(c5, f"{d}|{key}|test"))]
-        lines.append(f"| this course, {label.format(K=K, reg=reg)} | " + " | ".join(cells) + " |")
+        lines.append(f"| this course, {label.format(settings=settings)} | " + " | ".join(cells) + " |")
     seeds = []
     for d in DATASETS:
         acc = get(c5, f"{d}|test_accuracy_seeds") or []
@@ -179,7 +179,8 @@ def render(results: dict) -> str:
     return "\n\n".join([
         "Chapter times of the run these tables come from:\n\n" + chapter_times(results),
         "**Chapter 5: Gaussian Auto Embeddings** (likelihood classifier; settings chosen on a validation "
-        "split of 6000 training images, test set used once):\n\n" + chapter5(results),
+        f"split of {get(results, '04_vae|n_validation_images', '–')} training images, test set used once):\n\n"
+        + chapter5(results),
         "**Chapter 4: variational autoencoders** (dynamically binarised MNIST; test images binarised "
         "once with a fixed seed):\n\n" + chapter4(results),
         "**Chapter 6: comparing the generative stories** (judged by a CNN trained on the training "

@@ -703,8 +703,10 @@ if not config.is_quick():  # 0.9985 and 0.9998 in the last full run
 
 # %% [markdown]
 # Compare each pair of histograms with the dashed line: the printed fractions say how many of
-# the other dataset's images fall below the threshold, against the 1% or so of the model's
-# own test images. Chapter 6 sets these AUROCs beside a VAE's.
+# the other dataset's images fall below the threshold, against the fraction of the model's own
+# test images. The threshold rejects `REJECT_QUANTILE` of the training codes the mixtures were
+# fitted on; test codes fall below it more often (compare the printed fraction with it).
+# Chapter 6 sets these AUROCs beside a VAE's.
 
 # %% [markdown]
 # ## Transitions: from one class to another

@@ -1,11 +1,13 @@
 """The website of a quick-mode run, read in headless Chromium as a reader would read it.
 
-Every page: loads from disk in under 2 s with no console error and no request that fails or
-leaves the machine; shows as many typeset equations as its source has maths spans, and no raw
-``$...$``; shows every image output of its notebook as a loaded image with alt text on an
+Every page: loads from disk in under 2 s (the load event, and the equations in view typeset;
+MathJax typesets the rest as they scroll into view) with no console error and no request that
+fails or leaves the machine; shows as many typeset equations as its source has maths spans once
+all are typeset, and no raw ``$...$``; shows every image output of its notebook as a loaded image with alt text on an
 opaque white background (dark theme too); keeps the "Check yourself" answers folded until
 clicked; links only to pages and files that exist. A screenshot of each page goes to
-``<build>/screenshots/`` for a person to look at.
+``<build>/screenshots/`` for a person to look at, with each page's load time in
+``load-times.json``.
 """
 
 import json
@@ -93,11 +95,23 @@ VISIBLE_TEXT_JS = """() => {
 WAIT_MATHJAX_JS = """() => new Promise((resolve, reject) => {
   const start = Date.now();
   // Sphinx loads MathJax only on pages that have maths. Count the article's equations only:
-  // a heading with maths is typeset again in the page's table of contents.
-  if (!document.querySelector('script[src*="mathjax/tex-svg.js"]')) { resolve(0); return; }
+  // a heading with maths is typeset again in the page's table of contents. An equation is
+  // typeset when its mjx-container holds an <svg>; a lazy one holds only an <mjx-lazy> marker.
+  const typeset = () => Array.from(document.querySelectorAll('article.bd-article mjx-container'))
+    .filter(c => Array.from(c.children).some(e => e.tagName.toLowerCase() === 'svg')).length;
+  if (!document.querySelector('script[src*="mathjax/tex-svg.js"]')) {
+    resolve({ready_s: 0, visible: 0, all: 0}); return;
+  }
   (function poll() {
     if (window.MathJax && MathJax.startup && MathJax.startup.promise) {
-      MathJax.startup.promise.then(() => resolve(document.querySelectorAll('article.bd-article mjx-container').length));
+      MathJax.startup.promise.then(() => {
+        // the page is ready for a reader: the equations in view are typeset
+        const ready_s = performance.now() / 1000, visible = typeset();
+        // then every equation, as if the reader had scrolled through the page (lazy typesetting)
+        const rest = MathJax.startup.document.lazyTypesetAll
+          ? MathJax.startup.document.lazyTypesetAll() : Promise.resolve();
+        return rest.then(() => resolve({ready_s, visible, all: typeset()}));
+      }).catch(reject);
     } else if (Date.now() - start > 20000) {
       reject(new Error('MathJax did not start'));
     } else { setTimeout(poll, 50); }
@@ -107,7 +121,7 @@ WAIT_MATHJAX_JS = """() => new Promise((resolve, reject) => {
 
 def test_every_page_in_chromium(browser_context, quick_build, pages, screenshots):
     site = quick_build / "site"
-    problems = []
+    problems, load_times = [], {}
     for name, source in pages.items():
         path = site / f"{name}.html"
         assert path.exists(), f"no page {path}"
@@ -126,7 +140,11 @@ def test_every_page_in_chromium(browser_context, quick_build, pages, screenshots
         load_s = page.evaluate(
             "() => { const t = performance.getEntriesByType('navigation')[0]; return t.loadEventEnd / 1000; }"
         )
-        rendered = page.evaluate(WAIT_MATHJAX_JS)
+        maths = page.evaluate(WAIT_MATHJAX_JS)
+        # ready = the load event, or later when MathJax has typeset what is in view
+        load_s = max(load_s, maths["ready_s"])
+        rendered = maths["all"]
+        load_times[name] = round(load_s, 3)
         expected = sum(count_maths(md) for md in source["markdown"])
         text = page.evaluate(VISIBLE_TEXT_JS)
         raw = re.findall(r"\$[^$\n]{1,80}\$|\\\(.{1,40}?\\\)", text)
@@ -167,6 +185,7 @@ def test_every_page_in_chromium(browser_context, quick_build, pages, screenshots
         if name != "index":
             problems += [f"{label} {p}" for p in check_chapter_page(page, name, screenshots)]
         page.close()
+    (screenshots / "load-times.json").write_text(json.dumps(load_times, indent=1) + "\n")
     assert not problems, "\n".join(problems)
 
 

@@ -165,6 +165,8 @@ def test_a_small_site_builds_offline(tmp_path):
     page = (site / "01_a.html").read_text()
     assert re.search(r"<details>\s*<summary>Answers</summary>", page) and "<details open" not in page
     assert 'src="_static/mathjax/tex-svg.js' in page and (site / "_static" / "mathjax" / "tex-svg.js").exists()
+    # lazy typesetting: the configuration loads ui/lazy, and the file is in the site
+    assert '"load": ["ui/lazy"]' in page and (site / "_static" / "mathjax" / "ui" / "lazy.js").exists()
     downloads = re.findall(r'href="(_downloads/[^"]+)"', page)
     assert {Path(d).name for d in downloads} >= {"01_a.ipynb", "01_a.py"}
     assert all((site / d).exists() for d in downloads)

@@ -28,6 +28,11 @@ AE_CONFIGS = {
     "conv32-e10": (models.AutoencoderConfig(kind="conv", latent_dim=32), train.TrainConfig(epochs=10)),
     "conv32-e20": (models.AutoencoderConfig(kind="conv", latent_dim=32), train.TrainConfig(epochs=20)),
     "conv64-e10": (models.AutoencoderConfig(kind="conv", latent_dim=64), train.TrainConfig(epochs=10)),
+    # half the channels: a cheaper network per epoch (tried for chapter 5's time budget)
+    "conv32-c16-e10": (models.AutoencoderConfig(kind="conv", latent_dim=32, channels=(16, 32)),
+                       train.TrainConfig(epochs=10)),
+    "conv64-c16-e10": (models.AutoencoderConfig(kind="conv", latent_dim=64, channels=(16, 32)),
+                       train.TrainConfig(epochs=10)),
 }
 
 GMM_GRID = dict(n_components=[6, 10, 20], reg_covar=[0.01, 0.03, 0.1])

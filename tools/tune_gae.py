@@ -33,6 +33,10 @@ AE_CONFIGS = {
                        train.TrainConfig(epochs=10)),
     "conv64-c16-e10": (models.AutoencoderConfig(kind="conv", latent_dim=64, channels=(16, 32)),
                        train.TrainConfig(epochs=10)),
+    "conv32-c24-e10": (models.AutoencoderConfig(kind="conv", latent_dim=32, channels=(24, 48)),
+                       train.TrainConfig(epochs=10)),
+    "conv64-c24-e10": (models.AutoencoderConfig(kind="conv", latent_dim=64, channels=(24, 48)),
+                       train.TrainConfig(epochs=10)),
 }
 
 GMM_GRID = dict(n_components=[6, 10, 20], reg_covar=[0.01, 0.03, 0.1])

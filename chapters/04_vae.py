@@ -99,8 +99,8 @@ BINARY_CONFIG = vae.VAEConfig(latent_dim=64, latent="bernoulli", **SMALL)
 # the missing corners of "latent type x estimator x baseline", one change each
 GAUSSIAN_SF_CONFIG = vae.VAEConfig(latent_dim=16, estimator="score_function", **SMALL)
 BINARY_NO_BASELINE_CONFIG = vae.VAEConfig(latent_dim=64, latent="bernoulli", use_baseline=False, **SMALL)
-PLANE_CONFIG = vae.VAEConfig(latent_dim=2, **SMALL)  # a 2-D code, to draw
-PLANE_TRAINING = train.TrainConfig(epochs=config.pick(full=10, quick=1), batch_size=128)
+PLANE_CONFIG = presets.plane_vae_config()  # a 2-D code, to draw (chapter 5 draws beside it)
+PLANE_TRAINING = presets.plane_training()
 
 IWAE_K = config.pick(full=1000, quick=100)  # importance samples per test image
 N_IWAE_IMAGES = config.pick(full=2000, quick=100)  # test images for the IWAE estimate (and its ELBO)
@@ -288,7 +288,7 @@ plt.show()
 # follows the prior, at the standard-normal quantiles 5 % ... 95 % in each direction.
 
 # %%
-plane = vae.cached_vae("vae-mnist-2d", PLANE_CONFIG, PLANE_TRAINING, train_images).model
+plane = presets.plane_vae().model  # chapter 5 loads the same checkpoint
 plane_means = train.encode_dataset(plane, validation_binary)
 quantiles = torch.distributions.Normal(0.0, 1.0).icdf(torch.linspace(0.05, 0.95, 12))
 grid = torch.cartesian_prod(quantiles.flip(0), quantiles)[:, [1, 0]]  # rows: z2 from high to low

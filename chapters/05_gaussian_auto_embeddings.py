@@ -107,8 +107,8 @@ N_NEIGHBOUR = config.pick(full=200, quick=50)  # samples (and test images) searc
 N_KL_SAMPLES = config.pick(full=20_000, quick=1_000)  # Monte Carlo draws per class for KL
 N_PATH_STEPS = 9  # images along an interpolation
 
-AE2D_CONFIG = models.AutoencoderConfig(kind="mlp", latent_dim=2)  # a code you can plot
-AE2D_TRAINING = train.TrainConfig(epochs=config.pick(full=10, quick=1))
+AE2D_CONFIG = presets.plane_autoencoder_config()  # a code you can plot: chapter 4's 2-D VAE's networks
+AE2D_TRAINING = presets.plane_training()  # and its training (binarised images, 10 epochs), no KL
 K_2D = 30  # components of the mixture drawn over the 2-D codes
 
 print(f"mode: {config.mode()}; torch threads: {torch.get_num_threads()}")
@@ -878,17 +878,19 @@ for name in DATASETS:
 # %% [markdown]
 # ## A code you can see: a 2-D autoencoder with 30 components
 #
-# With a 2-number code the whole code space fits on a page. The same recipe (an MLP
-# autoencoder this time, trained without labels) places the MNIST test codes below, coloured
-# by class, with a 30-component mixture fitted to the training codes drawn as ellipses (two
-# standard deviations). Look for arms of classes radiating from a crowded centre, and for
-# elongated components laid along each arm. Where the classes overlap, two numbers per image
+# With a 2-number code the whole code space fits on a page. AE(2) is an MLP autoencoder with
+# the networks of chapter 4's 2-D VAE (784-400-2), trained like it (the same training images,
+# dynamically binarised, 10 epochs) but without the KL term, and without labels. It places the
+# MNIST test codes below, coloured by class, with a 30-component mixture fitted to the training
+# codes drawn as ellipses (two standard deviations). Nothing pulls these codes towards a round
+# blob: look at how far each class reaches out, and for elongated components laid along the
+# classes. Where the classes overlap, two numbers per image
 # cannot tell them apart: the cell prints the test accuracy of per-class mixtures (original
 # configuration) on these codes beside the same setting on the 32-number codes.
 
 # %%
 s = splits["mnist"]
-fitted_2d = presets.train_autoencoder("mnist", AE2D_CONFIG, AE2D_TRAINING)
+fitted_2d = presets.plane_autoencoder()
 z2_train = train.encode_dataset(fitted_2d.model, s["all_images"])
 z2_test = train.encode_dataset(fitted_2d.model, s["test_images"])
 mixture_2d = mixture.GaussianMixture(K_2D, covariance_type="full", reg_covar=1e-3,
@@ -943,6 +945,35 @@ per_row = 3 * N_2D_PER_COMPONENT
 for r in range(N_2D_ROWS):
     print(f"row {r + 1}: digit given to each draw by the per-class classifier: "
           f"{' '.join(str(c) for c in called[r * per_row:(r + 1) * per_row])}")
+
+# %% [markdown]
+# ### Beside chapter 4's 2-D VAE
+#
+# The two models of this section and chapter 4's differ by the KL term alone: the same
+# networks, images and training. Each generates by decoding a 2-number code, drawn from the
+# 30-component mixture for AE(2) and from the standard-normal prior for the VAE. Below, the
+# same number of draws from each, decoded side by side (both decoders give pixel
+# probabilities). Look for the blurred strokes where the VAE's prior puts mass between
+# classes, and for sharper but odder shapes where a mixture component of AE(2) straddles two
+# classes. Chapter 6 scores samples like these with a classifier trained on real images
+# instead of by eye (on 8-number codes: AE(8) + GMM against VAE + GMM).
+
+# %%
+N_SIDE = 48  # draws from each model
+plane_vae = presets.plane_vae().model  # chapter 4's checkpoint
+side_rng = np.random.default_rng(5)
+z_mixture, _ = mixture_2d.sample(N_SIDE, rng=side_rng)  # (N_SIDE, 2), from the 30 components
+z_prior = side_rng.standard_normal((N_SIDE, 2))  # (N_SIDE, 2), from the VAE's prior
+fig, axes = plt.subplots(1, 2, figsize=(13, 6))
+plotting.image_grid(train.decode_latents(fitted_2d.model, z_mixture), n_cols=8, ax=axes[0],
+                    title="AE(2) + 30-component mixture: decoded draws",
+                    xlabel="draw", ylabel="draw")
+plotting.image_grid(train.decode_latents(plane_vae, z_prior), n_cols=8,
+                    ax=axes[1], title="Chapter 4's 2-D VAE: decoded prior draws",
+                    xlabel="draw", ylabel="draw")
+plt.show()
+print(f"{N_SIDE} draws from each; parameters: AE(2) {models.count_parameters(fitted_2d.model):,}, "
+      f"2-D VAE {models.count_parameters(plane_vae):,} (its encoder also outputs a variance)")
 
 # %% [markdown]
 # ## Check yourself

@@ -163,6 +163,48 @@ def small_autoencoder(dataset: str, *, progress: bool = True):
                             transform=vae.binarize, progress=progress)
 
 
+def plane_vae_config():
+    """Chapter 4's 2-D VAE: a code you can draw, on the small VAEs' network (784-400-2)."""
+    from gae_course import vae
+
+    return vae.VAEConfig(latent_dim=2, hidden=small_vae_configs()["plain"].hidden)
+
+
+def plane_training():
+    """How the 2-D VAE and the 2-D autoencoder beside it are trained."""
+    from gae_course import train
+
+    return train.TrainConfig(epochs=config.pick(full=10, quick=1), batch_size=128)
+
+
+def plane_vae(*, progress: bool = True):
+    """Chapter 4's 2-D VAE of MNIST, trained on the training part (chapter 5 draws beside it)."""
+    from gae_course import vae
+
+    images = validation_split("mnist").images("train")
+    return vae.cached_vae("vae-mnist-2d", plane_vae_config(), plane_training(), images,
+                          progress=progress)
+
+
+def plane_autoencoder_config():
+    """AE(2): the 2-D VAE's networks (MLP 784-400-2), no KL."""
+    from gae_course import models
+
+    plane = plane_vae_config()
+    return models.AutoencoderConfig(kind="mlp", hidden=plane.hidden, latent_dim=plane.latent_dim)
+
+
+def plane_autoencoder(*, progress: bool = True):
+    """AE(2) of MNIST (chapter 5), trained like :func:`plane_vae`: the same images, epochs,
+    batch size and dynamic binarisation, so that the two differ by the KL term alone."""
+    from gae_course import cache, models, vae
+
+    images = validation_split("mnist").images("train")
+    return cache.cached_fit("ae2-mnist", models.Autoencoder, plane_autoencoder_config(),
+                            models.autoencoder_loss, images, plane_training(),
+                            transform=vae.binarize, progress=progress)
+
+
 def judge_training():
     from gae_course import train
 

@@ -103,3 +103,20 @@ def test_the_small_autoencoder_has_the_plain_vaes_networks_and_one_checkpoint(tm
     vae_model = vae.VAE(plain)
     assert models.count_parameters(first.model) == models.count_parameters(vae_model) \
         - (plain.hidden[-1] + 1) * plain.latent_dim
+
+
+def test_the_2d_autoencoder_has_the_2d_vaes_networks_and_training(tmp_path, monkeypatch):
+    monkeypatch.setenv("GAE_COURSE_CACHE", str(tmp_path))
+    monkeypatch.setenv("GAE_COURSE_QUICK", "1")
+    monkeypatch.setattr(presets, "plane_training", lambda: train.TrainConfig(epochs=0, batch_size=128))
+    from gae_course import vae
+
+    plane = presets.plane_vae_config()
+    ae2 = presets.plane_autoencoder_config()
+    assert plane.latent_dim == 2 and plane.hidden == presets.small_vae_configs()["plain"].hidden
+    assert (ae2.kind, ae2.hidden, ae2.latent_dim) == ("mlp", plane.hidden, 2)
+    vae_fit, ae_fit = presets.plane_vae(progress=False), presets.plane_autoencoder(progress=False)
+    assert vae_fit.path != ae_fit.path and presets.plane_autoencoder(progress=False).loaded
+    # the same networks, but for the logvar half of the VAE encoder's last layer
+    assert models.count_parameters(ae_fit.model) == models.count_parameters(vae.VAE(plane)) \
+        - (plane.hidden[-1] + 1) * plane.latent_dim

@@ -81,7 +81,7 @@ def chapter5(r):
     ]
     for label, key, spec in rows:
         also.append(f"| {label} | " + " | ".join(fmt(get(c5, f"{d}|{key}"), spec) for d in DATASETS) + " |")
-    also.append(f"| per-class mixture test accuracy with a 2-D code (MLP autoencoder) | "
+    also.append(f"| per-class mixture test accuracy with a 2-D code (AE(2): the 2-D VAE's networks, no KL) | "
                 f"{fmt(get(c5, 'mnist_2d_test_accuracy'), '.3f')} | – |")
     return "\n".join(lines) + "\n\n" + "\n".join(also)
 

@@ -328,6 +328,23 @@ def _expectation(X, weights, means, precisions_cholesky, covariance_type, expone
     return out_t, log_prob_norm
 
 
+def _weighted_sums(X, resp):
+    """resp.T @ X, shape (K, d), summed over row blocks like every other product here.
+
+    Not one call on all rows: a product on both cores leaves OpenBLAS's second thread
+    spinning for a while after it returns (waiting for more work), and that thread then
+    takes a core from the block threads of the kernels that follow.
+    """
+    # Few, large blocks (the operands are views, nothing is copied): as fast as one call on
+    # one thread. The blocks do not depend on the thread count, so neither do the bits.
+    step = max(1024, -(-len(X) // _blocks.MAX_CHUNKS))
+
+    def add_block(rows, total):
+        total += resp[rows].T @ X[rows]
+
+    return _blocks.sum_over_blocks(len(X), step, add_block, (resp.shape[1], X.shape[1]))
+
+
 def _weighted_scatter(X, resp, means):
     """sum_i resp_ik (x_i - mu_k)(x_i - mu_k)^T for every component k, shape (K, d, d)."""
     n_samples, n_features = X.shape
@@ -383,7 +400,7 @@ def m_step(X, resp, reg_covar=1e-6, covariance_type="full"):
     n_components = resp.shape[1]
     # + 10 eps: an empty component has N_k > 0, so no division by zero below.
     nk = resp.sum(axis=0) + 10 * np.finfo(resp.dtype).eps  # (K,)
-    means = (resp.T @ X) / nk[:, np.newaxis]  # (K, d)
+    means = _weighted_sums(X, resp) / nk[:, np.newaxis]  # (K, d)
     weights = nk / nk.sum()
     if covariance_type == "full":
         covariances = _weighted_scatter(X, resp, means) / nk[:, np.newaxis, np.newaxis]

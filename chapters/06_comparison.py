@@ -70,6 +70,7 @@ import warnings
 import matplotlib.pyplot as plt
 import numpy as np
 import torch
+from scipy import special
 from sklearn.metrics import accuracy_score, roc_auc_score
 
 from gae_course import cache, checks, config, data, gae, judge, mixture, models, plotting, presets, results, train, vae
@@ -436,6 +437,12 @@ for name in DATASETS:
     print(f"{'classifier':<34} {'accuracy':>9} {'parameters':>11}")
     for row, (acc, n_params) in classification[name].items():
         print(f"{row:<34} {acc:>9.4f} {n_params:>11,}")
+n_test = len(splits[DATASETS[0]]["test_labels"])
+two_se = {p: 2 * np.sqrt(p * (1 - p) / n_test) for p in (0.98, 0.88)}  # two binomial standard errors
+print("\n" + ", ".join(f"two binomial standard errors at {p:.0%} on {n_test:,} test images: {v:.4f}"
+                        for p, v in two_se.items()))
+if not config.is_quick():  # the sentence below quotes them
+    assert abs(two_se[0.98] - 0.003) < 0.0005 and abs(two_se[0.88] - 0.006) < 0.0007, two_se
 
 # %% [markdown]
 # Read the rows in pairs: the mixtures and the MLP on the same codes, and each code space
@@ -443,7 +450,7 @@ for name in DATASETS:
 # are, and what the KL costs, measured where only the KL term (and the posterior noise that
 # comes with it) changes: AE(8) against the VAE, the same networks and code size, trained on the
 # same binarised images. One training seed each: an accuracy gap within two binomial standard
-# errors (about 0.003 at 98% and 0.006 at 88% on 10 000 images) is not resolved.
+# errors (printed above: about 0.003 at 98% and 0.006 at 88% on 10 000 images) is not resolved.
 
 # %%
 kl_cost = {}
@@ -589,6 +596,12 @@ for ax, name in zip(axes, DATASETS):
                         xlabel="sample", ylabel="code space")
 fig.tight_layout()
 plt.show()
+code_dim = presets.small_vae_configs()["plain"].latent_dim  # 8
+# volume of a ball of radius 1 over that of its bounding cube [-1, 1]^d (any box: its ellipsoid)
+ball_fraction = np.exp(0.5 * code_dim * np.log(np.pi) - special.gammaln(0.5 * code_dim + 1) - code_dim * np.log(2))
+print(f"a ball inscribed in a {code_dim}-D box holds {ball_fraction:.2%} of the box's volume")
+if not config.is_quick():
+    assert ball_fraction < 0.02, ball_fraction
 
 # %% [markdown]
 # Read the table with the images: compare each model's box distance with the real held-out
@@ -597,7 +610,7 @@ plt.show()
 # training set (never trust a classifier's confidence there). The VAE's KL pulls its codes
 # towards a ball, which should leave less of its box undecodable than an autoencoder's, though
 # in 8 dimensions most of a box's volume lies in corners outside any ball it contains (an
-# inscribed ball holds under 2% of it); the verdicts below say, per
+# inscribed ball holds under 2% of it, printed above); the verdicts below say, per
 # dataset, whether the measured box and prior distances bear that out, and which code space gives
 # the more image-like midpoints. They compare the VAE both with AE + GMM (which also differs in
 # architecture, code size and training targets) and with AE(8) + GMM (which differs in the KL
@@ -739,8 +752,8 @@ for name, other in zip(DATASETS, DATASETS[::-1]):
 # 3. That the accuracy is set mostly by the codes (how well the encoder separates the classes)
 #    rather than by the classifier on top: a generative classifier (mixtures and Bayes' rule) and
 #    a discriminative one (an MLP trained by cross-entropy) reach about the same ceiling on the
-#    same inputs. "Similar" means within the noise: on 10 000 test images the binomial standard
-#    error is about 0.0014 at 98% and 0.0032 at 88%, and since the two classifiers err on many of
+#    same inputs. "Similar" means within the noise: on 10 000 test images two binomial standard
+#    errors are those printed after the classification table, and since the two classifiers err on many of
 #    the same images, a paired test (McNemar) is the right check of a small gap. The MLP was not
 #    tuned, so it is a lower bound for a discriminative model. Equal accuracy says nothing about
 #    whether the mixtures are good densities (for sampling or outlier detection).

@@ -155,12 +155,17 @@ def small_autoencoder(dataset: str, *, progress: bool = True):
     """AE(8) for ``dataset``, trained like the small VAEs: the same images, epochs, batch size
     and dynamic binarisation, so that it differs from the plain small VAE by the KL term (and
     the posterior noise that comes with it) alone."""
+    return _autoencoder_trained_like_a_vae(f"ae8-{dataset}", dataset, small_autoencoder_config(),
+                                           small_vae_training(), progress)
+
+
+def _autoencoder_trained_like_a_vae(name, dataset, model_config, train_config, progress):
+    """An autoencoder trained as the VAEs are: on the training part, dynamically binarised."""
     from gae_course import cache, models, vae
 
     images = validation_split(dataset).images("train")
-    return cache.cached_fit(f"ae8-{dataset}", models.Autoencoder, small_autoencoder_config(),
-                            models.autoencoder_loss, images, small_vae_training(),
-                            transform=vae.binarize, progress=progress)
+    return cache.cached_fit(name, models.Autoencoder, model_config, models.autoencoder_loss,
+                            images, train_config, transform=vae.binarize, progress=progress)
 
 
 def plane_vae_config():
@@ -197,12 +202,8 @@ def plane_autoencoder_config():
 def plane_autoencoder(*, progress: bool = True):
     """AE(2) of MNIST (chapter 5), trained like :func:`plane_vae`: the same images, epochs,
     batch size and dynamic binarisation, so that the two differ by the KL term alone."""
-    from gae_course import cache, models, vae
-
-    images = validation_split("mnist").images("train")
-    return cache.cached_fit("ae2-mnist", models.Autoencoder, plane_autoencoder_config(),
-                            models.autoencoder_loss, images, plane_training(),
-                            transform=vae.binarize, progress=progress)
+    return _autoencoder_trained_like_a_vae("ae2-mnist", "mnist", plane_autoencoder_config(),
+                                           plane_training(), progress)
 
 
 def judge_training():

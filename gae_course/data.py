@@ -577,12 +577,18 @@ def train_validation_split(labels, n_validation: int, seed: int = 0) -> tuple[np
             f"n_validation must lie between 1 and {len(labels) - 1}; got {n_validation}."
         )
     rng = np.random.default_rng(seed)
-    fraction = n_validation / len(labels)
+    classes, counts = np.unique(labels, return_counts=True)
+    # Shares in proportion to the class counts, rounded by largest remainder (Hamilton's
+    # method) so that they add up to exactly n_validation: rounding each share on its own
+    # can lose or gain an image (MNIST's 60 000 labels gave 5 999 for 6 000).
+    exact = n_validation * counts / len(labels)
+    takes = np.floor(exact).astype(np.int64)
+    short = n_validation - int(takes.sum())
+    takes[np.argsort(-(exact - takes), kind="stable")[:short]] += 1
     val = []
-    for label in np.unique(labels):
+    for label, take in zip(classes, takes):
         members = np.flatnonzero(labels == label)
-        take = int(round(fraction * len(members)))
-        val.append(rng.choice(members, size=take, replace=False))
+        val.append(rng.choice(members, size=int(take), replace=False))
     val_idx = np.sort(np.concatenate(val))
     train_idx = np.setdiff1d(np.arange(len(labels)), val_idx)
     return train_idx, val_idx

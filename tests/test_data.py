@@ -429,3 +429,14 @@ def test_train_validation_split_is_stratified_disjoint_and_repeatable():
     np.testing.assert_array_equal(val_idx, again)
     with pytest.raises(ValueError, match="n_validation must lie between 1 and 999"):
         data.train_validation_split(labels, 1000)
+
+
+@pytest.mark.parametrize("n_validation", [1, 6, 999, 1000, 5999, 6000, 6001])
+def test_train_validation_split_has_exactly_the_size_asked_for(n_validation):
+    # MNIST's class counts: rounding each class's share on its own gave 5 999 images for 6 000.
+    labels = np.repeat(np.arange(10), [5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949])
+    train_idx, val_idx = data.train_validation_split(labels, n_validation)
+    assert len(val_idx) == n_validation and len(train_idx) == len(labels) - n_validation
+    shares = np.bincount(labels[val_idx], minlength=10)
+    exact = n_validation * np.bincount(labels) / len(labels)
+    assert np.all(np.abs(shares - exact) < 1), "each class's share is its proportion, rounded"

@@ -391,6 +391,17 @@ def test_binarize_draws_pixels_with_their_grey_level():
     assert images.shape == grey.shape and torch.equal(same, labels)
 
 
+def test_binarize_is_exact_at_the_ends_and_right_in_between():
+    levels = torch.tensor([0.0, 0.05, 0.5, 0.95, 1.0])
+    grey = levels.repeat(20_000, 1)  # (20000, 5): each column one grey level
+    binary = binarize(grey, torch.Generator().manual_seed(1))
+    assert binary.dtype == grey.dtype
+    frequency = binary.mean(axis=0)
+    assert frequency[0] == 0.0 and frequency[-1] == 1.0, "black never lights up, white always does"
+    # binomial standard error sqrt(p (1 - p) / n) <= 0.0036 here; 5 of them is a generous band
+    np.testing.assert_allclose(frequency.numpy(), levels.numpy(), atol=0.018)
+
+
 def test_cached_vae_loads_the_second_time(tmp_path, monkeypatch):
     monkeypatch.setenv("GAE_COURSE_CACHE", str(tmp_path))
     x, labels = binary_images(32), np.arange(32) % 4

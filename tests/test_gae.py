@@ -230,3 +230,18 @@ def test_monte_carlo_kl_solution_agrees_with_kl_matrix(fitted):
     u, _ = model.gmms_[0].sample(500, rng=np.random.default_rng(3))
     log_lik = model._log_likelihoods_u(u)  # (500, C)
     assert monte_carlo_kl(log_lik[:, 0], log_lik[:, 1]) == pytest.approx((kl[0, 1], stderr[0, 1]))
+
+
+def test_classes_fitted_side_by_side_give_the_same_bits_as_one_after_the_other():
+    from gae_course import _blocks
+
+    codes, labels = blobs(n_per=400, seed=3)
+    with _blocks.settings(workers=1, block_rows=64):
+        serial = ClassConditionalGMM(3, random_state=5).fit(codes, labels)
+    with _blocks.settings(workers=2, block_rows=64):
+        parallel = ClassConditionalGMM(3, random_state=5).fit(codes, labels)
+    for a, b in zip(serial.gmms_, parallel.gmms_):
+        np.testing.assert_array_equal(a.means_, b.means_)
+        np.testing.assert_array_equal(a.covariances_, b.covariances_)
+        assert a.n_iter_ == b.n_iter_
+    np.testing.assert_array_equal(serial.class_log_likelihoods(codes), parallel.class_log_likelihoods(codes))

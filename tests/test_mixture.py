@@ -502,3 +502,37 @@ def test_threads_follow_the_blas_limit_and_settings_are_checked():
     with pytest.raises(ValueError, match="workers must be a positive integer"):
         with _blocks.settings(workers=0):
             pass
+
+
+def test_map_tasks_keeps_the_order_runs_each_task_on_one_thread_and_restores_blas():
+    from threadpoolctl import threadpool_info
+
+    def blas_threads():
+        return [lib["num_threads"] for lib in threadpool_info() if lib["user_api"] == "blas"]
+
+    before = blas_threads()
+    with _blocks.settings(workers=2):
+        seen = _blocks.map_tasks(lambda i: (i, _blocks.n_workers(), blas_threads()), range(6))
+        assert _blocks.n_workers() == 2, "the caller's thread count is back after the tasks"
+    assert [i for i, _, _ in seen] == list(range(6))
+    assert all(workers == 1 and set(threads) <= {1} for _, workers, threads in seen)
+    assert blas_threads() == before
+
+
+def test_map_tasks_waits_for_every_task_before_it_raises():
+    import threading
+    import time
+
+    finished = []
+    lock = threading.Lock()
+
+    def work(i):
+        if i == 0:
+            raise RuntimeError("task 0 failed")
+        time.sleep(0.05)
+        with lock:
+            finished.append(i)
+
+    with _blocks.settings(workers=2), pytest.raises(RuntimeError, match="task 0 failed"):
+        _blocks.map_tasks(work, range(4))
+    assert sorted(finished) == [1, 2, 3]

@@ -179,3 +179,14 @@ def test_a_small_site_builds_offline(tmp_path):
 def test_no_executed_chapters_is_a_clear_error(tmp_path):
     with pytest.raises(SystemExit, match="no executed chapters"):
         build_site.stage(tmp_path, tmp_path, REPO / "README.md")
+
+
+def test_a_progress_bar_without_saved_widget_state_keeps_its_multiline_text():
+    # A chapter that fails mid-run is saved without widget state, and nbformat may keep
+    # text/plain as a list of lines: the page keeps that text (it crashed on the list).
+    nb = json.loads(nbformat.writes(_notebook_with_outputs()))
+    del nb["metadata"]["widgets"]
+    nb["cells"][4]["outputs"][0]["data"]["text/plain"] = ["epochs: 100%|#####| ", "10/10"]
+    page, counts = build_site.prepare_notebook(nb, "01_a", None)
+    assert counts["widgets"] == 1
+    assert page["cells"][5]["outputs"][0]["text"] == "epochs: 100%|#####| 10/10\n"

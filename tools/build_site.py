@@ -246,6 +246,7 @@ def prepare_notebook(notebook: dict, stem: str, py_name: str | None) -> tuple[di
                 text = widget_text(data[WIDGET_VIEW].get("model_id", ""), widget_state)
                 if text is None:
                     text = data.get("text/plain", "")
+                    text = "".join(text) if isinstance(text, list) else text  # nbformat's multiline form
                     text = "" if text.startswith(("HBox(", "VBox(")) else text
                 counts["widgets"] += 1
                 if text:

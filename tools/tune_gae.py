@@ -37,6 +37,11 @@ AE_CONFIGS = {
                        train.TrainConfig(epochs=10)),
     "conv64-c24-e10": (models.AutoencoderConfig(kind="conv", latent_dim=64, channels=(24, 48)),
                        train.TrainConfig(epochs=10)),
+    # the same 10 epochs with the learning rate annealed to 0 (a cosine schedule): no extra cost
+    "conv32-c24-cos-e10": (models.AutoencoderConfig(kind="conv", latent_dim=32, channels=(24, 48)),
+                           train.TrainConfig(epochs=10, schedule="cosine")),
+    "conv64-c24-cos-e10": (models.AutoencoderConfig(kind="conv", latent_dim=64, channels=(24, 48)),
+                           train.TrainConfig(epochs=10, schedule="cosine")),
 }
 
 GMM_GRID = dict(n_components=[6, 10, 20], reg_covar=[0.01, 0.03, 0.1])

@@ -10,6 +10,10 @@ Adam's default loop or its fused kernel (``fused=True``, what ``gae_course.train
 and, for convolutional models, contiguous (NCHW) or channels_last weights and inputs (what
 ``gae_course.models`` uses). Each figure is the best of ``--repeats`` runs of ``--steps``
 steps, in milliseconds per step, with the seconds an epoch of 54 000 images would take.
+
+``--side-by-side`` instead times each network's step in one process on 2 threads, on 1
+thread, and in two processes at once on 1 thread each, and prints how many more steps per
+second the pair gets through (what ``gae_course.side_by_side`` relies on).
 """
 
 from __future__ import annotations
@@ -54,14 +58,54 @@ def time_steps(model, loss_fn, batch, *, fused: bool, steps: int, repeats: int) 
     return best
 
 
+def side_by_side(args):
+    """Steps per second of one training on 2 threads against two at once on 1 thread each.
+
+    What ``gae_course.side_by_side`` relies on: each process times ``--steps`` fused Adam steps
+    (after a warm-up) of one network, alone or beside a twin in a second process.
+    """
+    import json
+    import subprocess
+    import sys
+
+    def run(index, threads, n_processes):
+        command = [sys.executable, __file__, "--one", str(index), "--threads", str(threads),
+                   "--steps", str(args.steps * 10)]
+        processes = [subprocess.Popen(command, stdout=subprocess.PIPE, text=True) for _ in range(n_processes)]
+        return [json.loads(p.communicate()[0].strip().splitlines()[-1]) for p in processes]
+
+    print(f"{'network':34s} {'1 x 2 threads':>14s} {'1 x 1 thread':>13s} {'2 x 1 thread':>16s} "
+          f"{'steps/s gained':>15s}  (ms per step)")
+    for index, (name, _, _) in enumerate(networks()):
+        two_threads = run(index, 2, 1)[0]
+        one_thread = run(index, 1, 1)[0]
+        pair = run(index, 1, 2)
+        gain = 2 * two_threads / max(pair)
+        print(f"{name:34s} {two_threads * 1e3:14.1f} {one_thread * 1e3:13.1f} "
+              f"{pair[0] * 1e3:7.1f}, {pair[1] * 1e3:6.1f} {gain:14.2f}x", flush=True)
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--threads", type=int, default=torch.get_num_threads())
     parser.add_argument("--batch-size", type=int, default=128)
+    parser.add_argument("--side-by-side", action="store_true",
+                        help="one training on 2 threads against two at once on 1 thread each")
+    parser.add_argument("--one", type=int, help=argparse.SUPPRESS)  # a worker of --side-by-side
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
+    if args.side_by_side:
+        return side_by_side(args)
+    if args.one is not None:
+        import json
+
+        _, build, loss_fn = networks()[args.one]
+        torch.manual_seed(0)
+        images = torch.bernoulli(torch.rand(args.batch_size, 28, 28))
+        print(json.dumps(time_steps(build(), loss_fn, images, fused=True, steps=args.steps, repeats=1)))
+        return
     torch.manual_seed(0)
     images = torch.bernoulli(torch.rand(args.batch_size, 28, 28))
     print(f"torch {torch.__version__}, {args.threads} threads, batch {args.batch_size}, "

@@ -79,7 +79,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from gae_course import checks, config, data, estimators, judge, models, plotting, presets, results, train, vae
+from gae_course import (checks, config, data, estimators, judge, models, plotting, presets, results,
+                        side_by_side, train, vae)
 
 chapter_start = time.perf_counter()
 rng = config.seed_everything(0)
@@ -216,11 +217,44 @@ checks.vae_negative_elbo(vae_negative_elbo)
 # `gae_course.vae.VAE.loss` is the verified version used from here on (it is checked against
 # `gae_course.elbo` and `torch.distributions` in the test suite).
 #
+# ## Train this chapter's VAEs, two at a time
+#
+# This chapter trains eleven VAEs: the main one, a 2-D one, five for the beta sweep, a
+# conditional one and three with other latents or estimators. They are independent, and
+# networks this small keep a second thread of one training busy only part of the time, so
+# the cell below trains those not yet in the model cache side by side, one per core, in
+# worker processes (`gae_course.side_by_side`): together they finish sooner than one after
+# the other, and each gets the same weights as if it were trained in this notebook (the
+# test suite checks it). The sections below load them from the cache. On a first run this
+# cell takes most of the chapter's time (its bar counts the models and gives each one's
+# time); later runs skip it.
+
+# %%
+vae_jobs = [  # the longest first: the short ones fill in around it
+    side_by_side.Job("main VAE", vae.cached_vae, ("vae-mnist", MAIN_CONFIG, MAIN_TRAINING, train_images)),
+    side_by_side.Job("2-D VAE", presets.plane_vae),
+    side_by_side.Job("conditional VAE", presets.small_vae, ("conditional", "mnist")),
+    side_by_side.Job("binary VAE", vae.cached_vae, ("bvae-mnist", BINARY_CONFIG, SMALL_TRAINING, train_images)),
+    side_by_side.Job("score-function VAE", vae.cached_vae,
+                     ("vae-mnist-sf", GAUSSIAN_SF_CONFIG, SMALL_TRAINING, train_images)),
+    side_by_side.Job("binary VAE, no baseline", vae.cached_vae,
+                     ("bvae-mnist-nobaseline", BINARY_NO_BASELINE_CONFIG, SMALL_TRAINING, train_images)),
+    *[side_by_side.Job(f"beta = {beta:g}", vae.cached_vae,
+                       (f"vae-mnist-beta{beta:g}", SWEEP_CONFIG, SMALL_TRAINING, train_images), {"beta": beta})
+      for beta in BETAS],
+]
+trained = side_by_side.train_missing(vae_jobs)
+print(f"{len(trained['cached'])} of {len(vae_jobs)} VAEs were in the cache; trained "
+      f"{len(trained['trained'])} now in {trained['seconds']:.0f} s "
+      f"(their own times add up to {sum(trained['trained'].values()):.0f} s)")
+
+# %% [markdown]
 # ## Train the Gaussian VAE
 #
 # Adam on batches of 128, with the learning rate annealed to zero over the run (a cosine
-# schedule), so the last epochs settle into a minimum. The model is cached: the first run trains
-# it (a progress bar shows the loss), later runs load it.
+# schedule), so the last epochs settle into a minimum. The cell above trained it (or found it
+# in the cache); this call loads it, and would train it here, with a progress bar of the
+# loss, if it were missing.
 
 # %%
 fitted = vae.cached_vae("vae-mnist", MAIN_CONFIG, MAIN_TRAINING, train_images)

@@ -26,10 +26,12 @@ one line and retrained; a model is never half-loaded.
 from __future__ import annotations
 
 import ast
+import contextlib
 import dataclasses
 import hashlib
 import importlib
 import json
+import threading
 import time
 from pathlib import Path
 from typing import Any, Callable, NamedTuple
@@ -233,6 +235,27 @@ def _payload(name, model, history, parts, seconds) -> dict:
     }
 
 
+class NotCached(LookupError):
+    """Raised by :func:`cached_fit` inside :func:`loading_only` when it would have to train."""
+
+
+_loading_only = threading.local()
+
+
+@contextlib.contextmanager
+def loading_only():
+    """Inside this block :func:`cached_fit` loads or raises :class:`NotCached`; it never trains.
+
+    :mod:`gae_course.side_by_side` asks the cache this way which models are missing.
+    """
+    saved = getattr(_loading_only, "on", False)
+    _loading_only.on = True
+    try:
+        yield
+    finally:
+        _loading_only.on = saved
+
+
 def cached_fit(
     name: str,
     model_class: type,
@@ -301,6 +324,8 @@ def cached_fit(
             print(f"cache: loaded {name} from {path} (trained {when}{took})")
             return FitResult(model, payload["history"], True, path, key)
 
+    if getattr(_loading_only, "on", False):
+        raise NotCached(f"{name} is not in the model cache (would be {path})")
     start = time.perf_counter()
     history = train_lib.fit(model, loss_fn, train_tensors, train_config, desc=name,
                             transform=transform, device=device, progress=progress)

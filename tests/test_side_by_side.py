@@ -1,0 +1,84 @@
+"""Training side by side in worker processes gives the models training in place gives."""
+
+import numpy as np
+import pytest
+import torch
+
+from gae_course import cache, models, presets, side_by_side, train, vae
+
+CONFIG = vae.VAEConfig(latent_dim=4, hidden=(32,))
+TRAINING = train.TrainConfig(epochs=1, batch_size=16)
+
+
+def grey_images(n, seed):
+    return np.random.default_rng(seed).random((n, 28, 28), dtype=np.float32)
+
+
+def weights(model):
+    return {k: v.clone() for k, v in model.state_dict().items()}
+
+
+@pytest.mark.parametrize("config", [
+    vae.VAEConfig(latent_dim=32, hidden=(512, 256)),  # chapter 4's main VAE
+    vae.VAEConfig(latent_dim=8, hidden=(400,), n_classes=10),  # the conditional VAE
+    vae.VAEConfig(latent_dim=64, latent="bernoulli", hidden=(400,)),  # score function + baseline
+    vae.VAEConfig(latent_dim=16, estimator="score_function", hidden=(400,)),
+    "AE(8)",  # chapter 6's autoencoder of the small VAE's size, trained like it
+], ids=["main", "conditional", "binary", "score-function", "AE(8)"])
+def test_the_vaes_train_to_the_same_bits_on_one_thread_as_on_two(config):
+    """The premise of side_by_side: a worker's single thread changes no weight of these MLPs."""
+    images, labels = grey_images(512, 0), np.arange(512) % 10
+    tensors = (images, labels) if getattr(config, "n_classes", 0) else images
+    saved = torch.get_num_threads()
+    trained = []
+    try:
+        for threads in (1, 2):
+            torch.set_num_threads(threads)
+            torch.manual_seed(0)
+            if config == "AE(8)":
+                model, loss_fn = models.Autoencoder(presets.small_autoencoder_config()), models.autoencoder_loss
+            else:
+                model, loss_fn = vae.VAE(config), vae.VAELoss()
+            train.fit(model, loss_fn, tensors if config != "AE(8)" else images,
+                      train.TrainConfig(epochs=1, batch_size=128), transform=vae.binarize, progress=False)
+            trained.append(weights(model))
+    finally:
+        torch.set_num_threads(saved)
+    for name in trained[0]:
+        assert torch.equal(trained[0][name], trained[1][name]), name
+
+
+def test_train_missing_trains_in_workers_then_finds_everything_cached(tmp_path, monkeypatch):
+    monkeypatch.setenv("GAE_COURSE_CACHE", str(tmp_path))
+    jobs = [side_by_side.Job(f"vae{seed}", vae.cached_vae, (f"vae{seed}", CONFIG, TRAINING, grey_images(64, seed)))
+            for seed in (1, 2)]
+    assert len(side_by_side.missing(jobs)) == 2
+    assert not list(tmp_path.rglob("*.pt")), "asking the cache trains nothing"
+
+    first = side_by_side.train_missing(jobs, workers=2, progress=False)
+    assert set(first["trained"]) == {"vae1", "vae2"} and first["cached"] == []
+    assert all(seconds > 0 for seconds in first["trained"].values())
+    again = side_by_side.train_missing(jobs, workers=2, progress=False)
+    assert again["trained"] == {} and again["cached"] == ["vae1", "vae2"]
+
+    # What the workers cached is what training here gives.
+    loaded = vae.cached_vae("vae1", CONFIG, TRAINING, grey_images(64, 1), progress=False)
+    assert loaded.loaded
+    monkeypatch.setenv("GAE_COURSE_CACHE", str(tmp_path / "here"))
+    here = vae.cached_vae("vae1", CONFIG, TRAINING, grey_images(64, 1), progress=False)
+    assert not here.loaded and here.key == loaded.key
+    for name, value in weights(here.model).items():
+        assert torch.equal(value, loaded.model.state_dict()[name]), name
+
+
+def test_loading_only_raises_instead_of_training(tmp_path, monkeypatch):
+    monkeypatch.setenv("GAE_COURSE_CACHE", str(tmp_path))
+    with cache.loading_only(), pytest.raises(cache.NotCached, match="not in the model cache"):
+        vae.cached_vae("vae9", CONFIG, TRAINING, grey_images(32, 9), progress=False)
+    assert not list(tmp_path.rglob("*.pt"))
+
+
+def test_job_labels_must_be_distinct():
+    job = side_by_side.Job("same", vae.cached_vae)
+    with pytest.raises(ValueError, match="labels must be distinct"):
+        side_by_side.train_missing([job, job], progress=False)

@@ -220,9 +220,10 @@ checks.vae_negative_elbo(vae_negative_elbo)
 # ## Train this chapter's VAEs, two at a time
 #
 # This chapter trains eleven VAEs: the main one, a 2-D one, five for the beta sweep, a
-# conditional one and three with other latents or estimators. They are independent, and
-# networks this small keep a second thread of one training busy only part of the time, so
-# the cell below trains those not yet in the model cache side by side, one per core, in
+# conditional one and three with other latents or estimators; and chapter 6's judge, which
+# scores the beta sweep's samples. They are independent, and networks this small keep a
+# second thread of one training busy only part of the time, so the cell below trains those
+# not yet in the model cache side by side, one per core, in
 # worker processes (`gae_course.side_by_side`): together they finish sooner than one after
 # the other, and each gets the same weights as if it were trained in this notebook (the
 # test suite checks it). The sections below load them from the cache. On a first run this
@@ -233,6 +234,7 @@ checks.vae_negative_elbo(vae_negative_elbo)
 vae_jobs = [  # the longest first: the short ones fill in around it
     side_by_side.Job("main VAE", vae.cached_vae, ("vae-mnist", MAIN_CONFIG, MAIN_TRAINING, train_images)),
     side_by_side.Job("2-D VAE", presets.plane_vae),
+    side_by_side.Job("judge (chapter 6's CNN)", presets.judge, ("mnist",)),
     side_by_side.Job("conditional VAE", presets.small_vae, ("conditional", "mnist")),
     side_by_side.Job("binary VAE", vae.cached_vae, ("bvae-mnist", BINARY_CONFIG, SMALL_TRAINING, train_images)),
     side_by_side.Job("score-function VAE", vae.cached_vae,
@@ -244,7 +246,7 @@ vae_jobs = [  # the longest first: the short ones fill in around it
       for beta in BETAS],
 ]
 trained = side_by_side.train_missing(vae_jobs)
-print(f"{len(trained['cached'])} of {len(vae_jobs)} VAEs were in the cache; trained "
+print(f"{len(trained['cached'])} of {len(vae_jobs)} networks were in the cache; trained "
       f"{len(trained['trained'])} now in {trained['seconds']:.0f} s "
       f"(their own times add up to {sum(trained['trained'].values()):.0f} s)")
 

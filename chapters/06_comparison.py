@@ -123,19 +123,20 @@ if config.is_quick():
 # validation codes too (chapter 5's order: training part, then validation part). Every model is loaded from the cache when it is there; the cell reports which were
 # trained now.
 #
-# The 8-number VAEs and AE(8) are small MLPs: as in chapter 4, the first cell trains those
-# missing from the cache side by side, one per core (`gae_course.side_by_side`), with the
-# weights they would get here; the convolutional networks (chapter 5's autoencoders, the
-# judge) train in this process, whose two threads they use well.
+# As in chapters 4 and 5, the first cell trains the networks missing from the cache side by
+# side, one per core (`gae_course.side_by_side`), with the weights they would get in this
+# notebook; the next one loads them.
 
 # %%
-mlp_jobs = [side_by_side.Job(f"{what}, {name}", function, (*args, name))
-            for name in DATASETS
-            for what, function, args in [("conditional VAE", presets.small_vae, ("conditional",)),
-                                         ("VAE", presets.small_vae, ("plain",)),
-                                         ("AE(8)", presets.small_autoencoder, ())]]
-trained = side_by_side.train_missing(mlp_jobs)
-print(f"{len(trained['cached'])} of {len(mlp_jobs)} MLPs were in the cache; trained "
+jobs = [side_by_side.Job(f"{what}, {name}", function, (*args, name))
+        for name in DATASETS
+        for what, function, args in [("autoencoder", presets.autoencoder, ()),
+                                     ("judge", presets.judge, ()),
+                                     ("conditional VAE", presets.small_vae, ("conditional",)),
+                                     ("VAE", presets.small_vae, ("plain",)),
+                                     ("AE(8)", presets.small_autoencoder, ())]]
+trained = side_by_side.train_missing(jobs)
+print(f"{len(trained['cached'])} of {len(jobs)} networks were in the cache; trained "
       f"{len(trained['trained'])} now in {trained['seconds']:.0f} s "
       f"(their own times add up to {sum(trained['trained'].values()):.0f} s)")
 

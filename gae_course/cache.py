@@ -256,6 +256,11 @@ def loading_only():
         _loading_only.on = saved
 
 
+def only_loading() -> bool:
+    """True inside :func:`loading_only` (on this thread)."""
+    return getattr(_loading_only, "on", False)
+
+
 def cached_fit(
     name: str,
     model_class: type,
@@ -324,7 +329,7 @@ def cached_fit(
             print(f"cache: loaded {name} from {path} (trained {when}{took})")
             return FitResult(model, payload["history"], True, path, key)
 
-    if getattr(_loading_only, "on", False):
+    if only_loading():
         raise NotCached(f"{name} is not in the model cache (would be {path})")
     start = time.perf_counter()
     history = train_lib.fit(model, loss_fn, train_tensors, train_config, desc=name,

@@ -82,3 +82,13 @@ def test_job_labels_must_be_distinct():
     job = side_by_side.Job("same", vae.cached_vae)
     with pytest.raises(ValueError, match="labels must be distinct"):
         side_by_side.train_missing([job, job], progress=False)
+
+
+def test_asking_the_cache_trains_nothing_even_through_a_nested_request(tmp_path, monkeypatch):
+    # presets.judge itself asks train_missing for its model; asking which jobs are missing
+    # must not start that training (it once did, one model at a time, before the pool).
+    monkeypatch.setenv("GAE_COURSE_CACHE", str(tmp_path))
+    nested = side_by_side.Job("nested", side_by_side.train_missing,
+                              ([side_by_side.Job("vae3", vae.cached_vae, ("vae3", CONFIG, TRAINING, grey_images(32, 3)))],))
+    assert side_by_side.missing([nested]) == [nested]
+    assert not list(tmp_path.rglob("*.pt"))

@@ -219,16 +219,18 @@ checks.vae_negative_elbo(vae_negative_elbo)
 #
 # ## Train this chapter's VAEs, two at a time
 #
-# This chapter trains eleven VAEs: the main one, a 2-D one, five for the beta sweep, a
-# conditional one and three with other latents or estimators; and chapter 6's judge, which
+# This chapter trains eleven VAEs (the main one, a 2-D one, five for the beta sweep, a
+# conditional one and three with other latents or estimators) and chapter 6's judge, which
 # scores the beta sweep's samples. They are independent, and networks this small keep a
 # second thread of one training busy only part of the time, so the cell below trains those
-# not yet in the model cache side by side, one per core, in
-# worker processes (`gae_course.side_by_side`): together they finish sooner than one after
-# the other, and each gets the same weights as if it were trained in this notebook (the
-# test suite checks it). The sections below load them from the cache. On a first run this
-# cell takes most of the chapter's time (its bar counts the models and gives each one's
-# time); later runs skip it.
+# not yet in the model cache side by side, one per core, in worker processes
+# (`gae_course.side_by_side`; the README's training benchmark measures the steps per second
+# this gains). A VAE trained there gets the same weights as one trained in this notebook (the
+# test suite checks it). The judge is a convolutional network, whose weights depend on the
+# number of threads that trained it, so it is always trained on one thread, wherever it is
+# asked for. The sections below load them from the cache. On a first run this cell takes
+# most of the chapter's time (its bar counts the models and gives each one's time); later
+# runs skip it.
 
 # %%
 vae_jobs = [  # the longest first: the short ones fill in around it

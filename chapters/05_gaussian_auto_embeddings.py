@@ -186,9 +186,10 @@ for name in DATASETS:
 # later runs load the weights and say so. The two autoencoders, and the 2-D one of the last
 # section, are independent, so the first cell trains those missing side by side, one per core,
 # in worker processes (`gae_course.side_by_side`; its bar counts the models and gives each
-# one's time): together they finish sooner than one after the other. Convolutions are always
-# trained on one thread, here as in chapter 6, so a checkpoint's weights do not depend on
-# where it was trained.
+# one's time; the README's training benchmark measures the steps per second this gains). A
+# convolution's weights depend on the number of threads that trained it, so these
+# autoencoders are always trained on one thread, here as in chapter 6: a checkpoint's weights
+# do not depend on where it was trained.
 
 # %%
 ae_jobs = [side_by_side.Job(f"autoencoder, {name}", presets.autoencoder, (name,)) for name in DATASETS]

@@ -6,8 +6,9 @@ cosine schedule) is trained on the course's training part of MNIST (``gae_course
 schedule anneals to zero over each run, so every length is its own training run). Each is
 scored on the 6 000 validation images, binarised once with chapter 4's seed: the negative
 ELBO on all of them and the importance-weighted bound -L_K on the first ``--iwae-images``.
-Checkpoints go to the model cache under chapter 4's name, so the length chosen here is the
-checkpoint chapter 4 loads. Run:
+The lengths train side by side (``gae_course.side_by_side``), and the checkpoints go to the
+model cache under chapter 4's name, so the length chosen here is the checkpoint chapter 4
+loads. Run:
 
     .venv/bin/python tools/tune_vae.py --epochs 10 20 30 --out build/tune_vae.json
 
@@ -23,7 +24,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from gae_course import config, presets, train, vae
+from gae_course import config, presets, side_by_side, train, vae
 
 VALIDATION_BINARISATION_SEED = 2015  # chapter 4's: the same binary validation images
 
@@ -41,16 +42,23 @@ def main():
     validation_binary = torch.bernoulli(
         torch.from_numpy(split.images("validation").copy()),
         generator=torch.Generator().manual_seed(VALIDATION_BINARISATION_SEED))
+    model_config = vae.VAEConfig(latent_dim=32, hidden=(512, 256))
+    trainings = {epochs: train.TrainConfig(epochs=epochs, batch_size=128, schedule="cosine")
+                 for epochs in args.epochs}
+    # the lengths are independent trainings: two at a time, one thread each, longest first
+    jobs = [side_by_side.Job(f"{epochs} epochs", vae.cached_vae,
+                             ("vae-mnist", model_config, trainings[epochs], split.images("train")))
+            for epochs in sorted(args.epochs, reverse=True)]
+    side_by_side.train_missing(jobs)
     rows = []
     for epochs in args.epochs:
-        training = train.TrainConfig(epochs=epochs, batch_size=128, schedule="cosine")
-        fitted = vae.cached_vae("vae-mnist", vae.VAEConfig(latent_dim=32, hidden=(512, 256)),
-                                training, split.images("train"), progress=False)
+        fitted = vae.cached_vae("vae-mnist", model_config, trainings[epochs], split.images("train"),
+                                progress=False)
         terms = vae.elbo_terms(fitted.model, validation_binary, generator=torch.Generator().manual_seed(2))
         log_px = vae.iwae_log_likelihood(fitted.model, validation_binary[: args.iwae_images], args.iwae_k,
                                          generator=torch.Generator().manual_seed(3))
         row = dict(epochs=epochs, train_seconds=round(float(sum(fitted.history["seconds"])), 1),
-                   loaded=bool(fitted.loaded), n_validation_images=len(validation_binary),
+                   n_validation_images=len(validation_binary),
                    validation_neg_elbo=round(terms["neg_elbo"], 3),
                    validation_recon=round(terms["recon"], 3), validation_kl=round(terms["kl"], 3),
                    iwae_k=args.iwae_k, iwae_images=args.iwae_images,

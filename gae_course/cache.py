@@ -261,6 +261,25 @@ def only_loading() -> bool:
     return getattr(_loading_only, "on", False)
 
 
+@contextlib.contextmanager
+def one_torch_thread():
+    """Train on one torch thread inside a ``with`` block, then restore the thread count.
+
+    Why. The key of a checkpoint does not hold the thread count, so the weights must not
+    depend on it. On some processors even an MLP's weights after training differ in their
+    last bits between one thread and two (a product split over two threads adds in another
+    order); on the 2-core course machines a second thread bought an MLP little anyway, and
+    the chapters train their networks two at a time, one thread each
+    (:mod:`gae_course.side_by_side`).
+    """
+    saved = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(saved)
+
+
 def cached_fit(
     name: str,
     model_class: type,
@@ -332,8 +351,9 @@ def cached_fit(
     if only_loading():
         raise NotCached(f"{name} is not in the model cache (would be {path})")
     start = time.perf_counter()
-    history = train_lib.fit(model, loss_fn, train_tensors, train_config, desc=name,
-                            transform=transform, device=device, progress=progress)
+    with one_torch_thread():
+        history = train_lib.fit(model, loss_fn, train_tensors, train_config, desc=name,
+                                transform=transform, device=device, progress=progress)
     seconds = time.perf_counter() - start
     history = files.to_plain(history)
     model.eval()

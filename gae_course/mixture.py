@@ -349,21 +349,25 @@ def _weighted_scatter(X, resp, means):
     """sum_i resp_ik (x_i - mu_k)(x_i - mu_k)^T for every component k, shape (K, d, d)."""
     n_samples, n_features = X.shape
     n_components = resp.shape[1]
-    # Work on X^T (d, n): weighting a sample by sqrt(gamma_ik) then scales a contiguous run
-    # of memory, and w @ w.T below is a product of a matrix with its own transpose, which
+    # Work on X^T (d, rows): weighting a sample by sqrt(gamma_ik) then scales a contiguous
+    # run of memory, and w @ w.T below is a product of a matrix with its own transpose, which
     # NumPy computes as one symmetric rank-k update (half the work of a general product).
-    X_t = np.ascontiguousarray(X.T)  # (d, n)
-    sqrt_resp_t = np.sqrt(resp.T, order="C")  # (K, n)
+    # The transpose and the square roots are taken block by block, in cache and on every
+    # block thread, rather than once over all n rows on one thread.
     step = _blocks.rows_per_block(8 * n_features, minimum=1024)  # a (d, step) buffer
 
     def add_block(rows, total):
-        block = X_t[:, rows]
-        w = _blocks.scratch("weighted", block.shape)
+        n_rows = rows.stop - rows.start
+        x_t = _blocks.scratch("x_transposed", (n_features, n_rows))  # (d, rows)
+        np.copyto(x_t, X[rows].T)
+        sqrt_resp_t = _blocks.scratch("sqrt_resp", (n_components, n_rows))  # (K, rows)
+        np.sqrt(resp[rows].T, out=sqrt_resp_t)
+        w = _blocks.scratch("weighted", x_t.shape)
         for k in range(n_components):
             # Subtracting mu_k first, rather than using E[x x^T] - mu mu^T, keeps even a
             # component collapsed onto a single point exact.
-            np.subtract(block, means[k][:, np.newaxis], out=w)
-            w *= sqrt_resp_t[k, rows]
+            np.subtract(x_t, means[k][:, np.newaxis], out=w)
+            w *= sqrt_resp_t[k]
             total[k] += w @ w.T
 
     return _blocks.sum_over_blocks(n_samples, step, add_block,

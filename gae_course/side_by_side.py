@@ -14,12 +14,12 @@ others in worker processes, one thread each, which write their checkpoints to th
 any training does. The chapter's cells then call the same functions and load the models.
 
 Same weights wherever a model is trained. Worker processes start fresh (``spawn``), so
-every job seeds torch exactly as it would in the chapter's own process. The MLPs' products
-give the same bits on one thread as on two (``tests/test_side_by_side.py`` checks every kind
-of VAE and AE(8) trained both ways), so a VAE trained here equals one trained in a notebook.
-Convolutional networks do not (their kernels split the work by thread), so
-:mod:`gae_course.presets` trains them (chapter 5's autoencoders, the judge) in a one-thread
-worker always, even when a single one is missing.
+every job seeds torch exactly as it would in the chapter's own process, and
+:func:`gae_course.cache.cached_fit` trains every network on one thread whatever its caller
+has: on the course's current machine two threads changed the last bits of every MLP's weights
+(``tests/test_side_by_side.py`` trains each kind both ways through the cache). Convolutional
+networks are also trained in a one-thread worker by :mod:`gae_course.presets`, even when a
+single one is missing.
 """
 
 from __future__ import annotations

@@ -91,32 +91,12 @@ def autoencoder_training():
     return train.TrainConfig(epochs=config.pick(full=10, quick=2))
 
 
-def _in_a_worker(label, function, *args, progress):
-    """``function(*args)``, a convolutional network from the cache, first trained in a
-    one-thread worker process when it is missing (:mod:`gae_course.side_by_side`).
-
-    A convolution's weights after training depend on the number of threads that computed
-    it, so these networks are always trained on one thread, wherever they are asked for
-    (a chapter, chapter 6 alone, a tuning tool): the same recipe, the same weights.
-    """
-    from gae_course import side_by_side
-
-    done = side_by_side.train_missing([side_by_side.Job(label, function, args)], progress=progress)
-    result = function(*args, progress=progress)
-    return result._replace(loaded=False) if done["trained"] else result  # trained by this call
-
-
 def train_autoencoder(dataset: str, model_config, train_config, *, progress: bool = True):
     """An autoencoder trained without labels on the training part of :func:`validation_split`.
 
     Returns a :class:`gae_course.cache.FitResult`; loaded from the cache when it is there, else
-    trained in a one-thread worker process (see :func:`_in_a_worker`).
+    trained (on one thread, as :func:`gae_course.cache.cached_fit` trains every network).
     """
-    return _in_a_worker(f"autoencoder, {dataset}", _train_autoencoder_here, dataset, model_config,
-                        train_config, progress=progress)
-
-
-def _train_autoencoder_here(dataset: str, model_config, train_config, *, progress: bool = True):
     from gae_course import cache, models
 
     images = validation_split(dataset).images("train")
@@ -235,12 +215,7 @@ def judge_training():
 
 
 def judge(dataset: str, *, progress: bool = True):
-    """Chapter 6's judge: a CNN trained on the real images of the training part (in a
-    one-thread worker process when it is missing, see :func:`_in_a_worker`)."""
-    return _in_a_worker(f"judge, {dataset}", _judge_here, dataset, progress=progress)
-
-
-def _judge_here(dataset: str, *, progress: bool = True):
+    """Chapter 6's judge: a CNN trained on the real images of the training part."""
     from gae_course import judge as judge_lib
 
     split = validation_split(dataset)

@@ -17,9 +17,8 @@ Same weights wherever a model is trained. Worker processes start fresh (``spawn`
 every job seeds torch exactly as it would in the chapter's own process, and
 :func:`gae_course.cache.cached_fit` trains every network on one thread whatever its caller
 has: on the course's current machine two threads changed the last bits of every MLP's weights
-(``tests/test_side_by_side.py`` trains each kind both ways through the cache). Convolutional
-networks are also trained in a one-thread worker by :mod:`gae_course.presets`, even when a
-single one is missing.
+(``tests/test_side_by_side.py`` trains each kind both ways through the cache); that holds
+for the convolutional networks too (chapter 5's autoencoders, the judge).
 """
 
 from __future__ import annotations

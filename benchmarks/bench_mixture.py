@@ -36,7 +36,7 @@ import numpy as np
 from sklearn.mixture import GaussianMixture as SklearnGaussianMixture
 from threadpoolctl import threadpool_info, threadpool_limits
 
-from gae_course import mixture
+from gae_course import _blocks, mixture
 
 # name -> (n_samples, n_features, n_components, covariance_type, data, tol, reg_covar, max_iter)
 CASES = {
@@ -98,43 +98,105 @@ def best_time(function, repeats):
     return best
 
 
-def product_bound(X, n_components, covariance_type, repeats, block_rows=1024):
+# Rows per block tried for the bound's blocked products; the fastest is kept.
+BOUND_BLOCK_ROWS = (256, 744, 2048)
+
+
+def row_block_times(n, work, repeats):
+    """Best seconds of ``work(rows)`` over every row block: serially and on the pool.
+
+    ``work(rows)`` does one block's product into a reused buffer. The pool is the package's
+    own (gae_course._blocks: as many threads as BLAS may use, BLAS on one thread in each),
+    so on two threads the bound gets the same two-core help that the package's kernels get.
+    """
+    best = np.inf
+    for block_rows in BOUND_BLOCK_ROWS:
+        starts = range(0, n, block_rows)
+        serial = lambda: [work(slice(s, min(s + block_rows, n))) for s in starts]  # noqa: E731
+        pooled = lambda: _blocks.for_each_block(n, block_rows, work)  # noqa: E731
+        best = min(best, best_time(serial, repeats), best_time(pooled, repeats))
+    return best
+
+
+def mapped_product(left, right, repeats):
+    """Seconds for left (a, q) @ right (q, n), whole or cut into blocks of its n columns.
+
+    The E-step's shape: every block of rows of the data gives its own block of output.
+    """
+    n = right.shape[1]
+    right_t = np.ascontiguousarray(right.T)  # (n, q): a block of rows is contiguous
+
+    def work(rows):
+        out = _blocks.scratch("bound_out", (left.shape[0], rows.stop - rows.start))
+        np.matmul(left, right_t[rows].T, out=out)
+
+    return min(best_time(lambda: left @ right, repeats), row_block_times(n, work, repeats))
+
+
+def summed_products(n, block_operands, repeats):
+    """Seconds for a sum over the n data rows (the M-step's shape), cut into row blocks.
+
+    ``block_operands(n_rows)`` gives the (left, right) pairs of one block: contiguous
+    buffers of ``n_rows`` rows, made once and reused, as the package's kernels build each
+    block's factors in reused buffers.
+    """
+    cache = {}
+
+    def work(rows):
+        n_rows = rows.stop - rows.start
+        if n_rows not in cache:
+            cache[n_rows] = block_operands(n_rows)
+        for left, right in cache[n_rows]:
+            left @ right
+
+    return row_block_times(n, work, repeats)
+
+
+def product_bound(X, n_components, covariance_type, repeats):
     """Seconds that the matrix products of one EM iteration take alone (same threads).
 
     Random factors of the right shapes stand in for the fitted ones (the time of a product
-    does not depend on its values). Each product is timed as one call and as row blocks
-    written into a reused buffer; the faster is kept, so that the bound is a tight one.
+    does not depend on its values). Each product is timed as one call, as row blocks in a
+    loop and as row blocks on the package's thread pool, and the fastest is kept, so that
+    the bound is as tight as this machine allows with the given threads.
+    Full covariances: the E-step's [U_1 ... U_K; -mu U]^T [x, 1]^T, shape (K*d, d+1) x
+    (d+1, n), and the M-step's weighted second moments of every component, the faster of
+    one product (K*(d+1), n) x (n, d) (what the package does) and K symmetric products
+    (d, n) x (n, d) (one per component, as scikit-learn does).
     """
     rng = np.random.default_rng(0)
     n, d = X.shape
     K = n_components
 
-    def single_and_blocked(left, right):
-        """left (n, a) @ right (a, b): one call, or blocks of rows into one buffer."""
-        buffer = np.empty((min(block_rows, n), right.shape[1]))
-
-        def blocked():
-            for start in range(0, n, block_rows):
-                block = left[start : start + block_rows]
-                np.matmul(block, right, out=buffer[: len(block)])
-
-        return min(best_time(lambda: left @ right, repeats), best_time(blocked, repeats))
-
     if covariance_type == "full":
-        x_and_one = np.hstack([X, np.ones((n, 1))])
-        factors = rng.normal(size=(d + 1, K * d))
-        e_step = single_and_blocked(x_and_one, factors)  # (n, d+1) @ (d+1, K*d)
-        weighted = [np.ascontiguousarray(X.T) * rng.uniform(size=n) for _ in range(K)]
-        m_step = best_time(lambda: [w @ w.T for w in weighted], repeats)  # K x (d, n) @ (n, d)
-        return e_step + m_step
+        x_and_one_t = np.vstack([X.T, np.ones((1, n))])  # (d+1, n)
+        e_step = mapped_product(rng.normal(size=(K * d, d + 1)), x_and_one_t, repeats)
+        weighted = rng.normal(size=(K * (d + 1), n))
+        stacked = min(
+            best_time(lambda: weighted @ X, repeats),  # (K*(d+1), n) @ (n, d)
+            summed_products(n, lambda m: [(rng.normal(size=(K * (d + 1), m)),
+                                           rng.normal(size=(m, d)))], repeats))
+        scaled = [np.ascontiguousarray(X.T) * rng.uniform(size=n) for _ in range(K)]
+
+        def symmetric_blocks(m):
+            w = rng.normal(size=(m, d))
+            return [(w.T, w)] * K  # w.T @ w: NumPy calls the symmetric product (syrk)
+
+        per_component = min(
+            best_time(lambda: [w @ w.T for w in scaled], repeats),  # K x (d, n) @ (n, d)
+            summed_products(n, symmetric_blocks, repeats))
+        return e_step + min(stacked, per_component)
     resp_t = rng.dirichlet(np.ones(K), size=n).T.copy()  # (K, n)
     squares = X**2
-    columns = rng.normal(size=(d, K))
-    e_step = single_and_blocked(X, columns)
-    m_step = best_time(lambda: resp_t @ X, repeats)
-    if covariance_type == "diag":  # the squares go through the same products again
-        e_step += single_and_blocked(squares, columns)
-        m_step += best_time(lambda: resp_t @ squares, repeats)
+    columns_t = rng.normal(size=(K, d))
+    e_step = mapped_product(columns_t, X.T, repeats)
+    sums = [(resp_t, X)] + ([(resp_t, squares)] if covariance_type == "diag" else [])
+    m_step = min(
+        best_time(lambda: [left @ right for left, right in sums], repeats),
+        summed_products(n, lambda m: [(rng.normal(size=(K, m)), rng.normal(size=(m, d)))]
+                        * len(sums), repeats))
+    if covariance_type == "diag":  # the squares go through the E-step's products again
+        e_step += mapped_product(columns_t, squares.T, repeats)
     return e_step + m_step
 
 

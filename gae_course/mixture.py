@@ -48,6 +48,7 @@ from gae_course import _blocks
 COVARIANCE_TYPES = ("full", "diag", "spherical")
 # log-sum-exp treats terms below exp(-700) of the largest as exp(-700): see _expectation.
 _EXP_FLOOR = -700.0
+_EXP_FLOOR_VALUE = math.exp(_EXP_FLOOR)
 INIT_PARAMS = ("kmeans", "k-means++", "random", "random_from_data")
 
 class ConvergenceWarning(UserWarning):
@@ -172,12 +173,14 @@ def _log_det_cholesky(precisions_cholesky, covariance_type, n_features):
 
 
 def _log_density_of_block(means, precisions_cholesky, covariance_type, log_weights=None):
-    """A function mapping a block of rows (rows, d) to log N(x | mu_k, Sigma_k), shape (K, rows).
+    """A function ``log_density(block, out)`` writing log N(x | mu_k, Sigma_k) into ``out``.
 
-    With ``log_weights`` (K,), it maps to log pi_k + log N(x | mu_k, Sigma_k) instead.
-    Everything that does not depend on the rows is computed here, once per call of a kernel,
-    so that what runs on each row block (see :mod:`gae_course._blocks`) is one or two matrix
-    products and a few elementwise operations on data in cache.
+    ``block`` is a block of rows, shape (rows, d); ``out`` has shape (K, rows) and may be a
+    view into a larger (K, n) array. With ``log_weights`` (K,), it writes
+    log pi_k + log N(x | mu_k, Sigma_k) instead. Everything that does not depend on the rows
+    is computed here, once per call of a kernel, so that what runs on each row block (see
+    :mod:`gae_course._blocks`) is one or two matrix products and a few elementwise
+    operations on data in cache.
     """
     n_components, n_features = means.shape
     log_det = _log_det_cholesky(precisions_cholesky, covariance_type, n_features)
@@ -187,46 +190,51 @@ def _log_density_of_block(means, precisions_cholesky, covariance_type, log_weigh
     offset = offset[:, np.newaxis]  # (K, 1)
 
     if covariance_type == "full":
-        # 0.5 ||(x - mu_k) U_k||^2 for all k at once: [x, 1] @ [U_1 ... U_K; -mu_1 U_1 ...] / sqrt 2
-        # is one matrix product of shape (rows, K*d); its last input row subtracts mu_k U_k
-        # and the 1/sqrt(2) gives the 1/2, so no separate pass over the (rows, K, d) array
-        # does either. Any factor with U U^T = Sigma^-1 works (upper from covariances,
-        # lower from precisions_init): nothing here relies on U being triangular.
+        # 0.5 ||(x - mu_k) U_k||^2 for all k at once: [U_1 ... U_K; -mu_1 U_1 ...]^T [x, 1]^T
+        # / sqrt 2 is one matrix product of shape (K*d, rows); its last input column
+        # subtracts mu_k U_k and the 1/sqrt(2) gives the 1/2, so no separate pass over the
+        # (K, d, rows) array does either. The result comes out component-major, so the sums
+        # of squares land directly in the (K, rows) layout of the log-sum-exp. Any factor
+        # with U U^T = Sigma^-1 works (upper from covariances, lower from precisions_init):
+        # nothing here relies on U being triangular.
         u_all = precisions_cholesky.transpose(1, 0, 2).reshape(n_features, -1)  # (d, K*d)
         mu_u = np.einsum("kd,kde->ke", means, precisions_cholesky).reshape(1, -1)  # (1, K*d)
-        u_and_shift = np.vstack([u_all, -mu_u]) * math.sqrt(0.5)  # (d + 1, K*d)
+        u_and_shift_t = np.ascontiguousarray(  # (K*d, d + 1)
+            (np.vstack([u_all, -mu_u]) * math.sqrt(0.5)).T)
 
-        def log_density(block):
+        def log_density(block, out):
             x_and_one = _blocks.scratch("x_and_one", (len(block), n_features + 1))
             x_and_one[:, :n_features] = block
             x_and_one[:, n_features] = 1.0
-            y = np.matmul(x_and_one, u_and_shift,
-                          out=_blocks.scratch("y", (len(block), n_components * n_features)))
-            y = y.reshape(len(block), n_components, n_features)  # (rows, K, d)
-            # einsum fuses the squares and the sums; it is fastest writing (rows, K).
-            half_mahalanobis = _blocks.scratch("half_mahalanobis", (len(block), n_components))
-            np.einsum("rkd,rkd->rk", y, y, out=half_mahalanobis)
-            return offset - half_mahalanobis.T  # (K, rows)
+            y = np.matmul(u_and_shift_t, x_and_one.T,
+                          out=_blocks.scratch("y", (n_components * n_features, len(block))))
+            y = y.reshape(n_components, n_features, len(block))  # (K, d, rows)
+            np.einsum("kdr,kdr->kr", y, y, out=out)  # squares and sums in one pass
+            np.subtract(offset, out, out=out)
 
     elif covariance_type == "diag":
-        # Expand ||(x - mu) / sigma||^2 into matrix products (no (rows, K, d) temporary).
+        # Expand ||(x - mu) / sigma||^2 into matrix products (no (K, rows, d) temporary).
         precisions = precisions_cholesky**2  # (K, d)
         offset = offset - 0.5 * np.sum(means**2 * precisions, axis=1)[:, np.newaxis]  # (K, 1)
         linear = means * precisions  # (K, d)
         half_precisions = -0.5 * precisions  # (K, d)
 
-        def log_density(block):
+        def log_density(block, out):
             squares = np.multiply(block, block, out=_blocks.scratch("squares", block.shape))
-            return offset + linear @ block.T + half_precisions @ squares.T  # (K, rows)
+            np.matmul(linear, block.T, out=out)
+            out += half_precisions @ squares.T
+            out += offset
 
     else:  # spherical
         precisions = (precisions_cholesky**2)[:, np.newaxis]  # (K, 1)
         offset = offset - 0.5 * np.sum(means**2, axis=1)[:, np.newaxis] * precisions  # (K, 1)
         linear = means * precisions  # (K, d)
 
-        def log_density(block):
+        def log_density(block, out):
             squared_norms = np.einsum("rd,rd->r", block, block)  # (rows,)
-            return offset + linear @ block.T - 0.5 * precisions * squared_norms  # (K, rows)
+            np.matmul(linear, block.T, out=out)
+            out -= 0.5 * precisions * squared_norms
+            out += offset
 
     return log_density
 
@@ -258,7 +266,7 @@ def log_gaussian_density(X, means, precisions_cholesky, covariance_type="full"):
     log_prob_t = np.empty((means.shape[0], X.shape[0]))  # (K, n)
 
     def one_block(rows):
-        log_prob_t[:, rows] = log_density(X[rows])
+        log_density(X[rows], out=log_prob_t[:, rows])
 
     _blocks.for_each_block(len(X), _rows_per_block(*means.shape, covariance_type), one_block)
     return log_prob_t.T
@@ -307,21 +315,25 @@ def _expectation(X, weights, means, precisions_cholesky, covariance_type, expone
     log_prob_norm = np.empty(len(X))
 
     def one_block(rows):
-        weighted = log_joint(X[rows])  # (K, rows): log pi_k + log N(x_i | mu_k, Sigma_k)
-        row_max = weighted.max(axis=0)  # (rows,), the max trick of logsumexp
+        out = out_t[:, rows]  # (K, rows), a view: every step below writes into it
+        log_joint(X[rows], out=out)  # log pi_k + log N(x_i | mu_k, Sigma_k)
+        row_max = out.max(axis=0)  # (rows,), the max trick of logsumexp
         row_max[~np.isfinite(row_max)] = 0.0
+        gap = np.subtract(out, row_max, out=out)  # (K, rows), <= 0
         # exp of anything below -700 is taken as exp(-700) = 1e-304, which changes a sum of
         # terms >= 1 by nothing, and spares np.exp its underflow path (about 4x slower).
-        gap = np.maximum(weighted - row_max, _EXP_FLOOR)  # (K, rows), <= 0
-        shifted = np.exp(gap)
+        shifted = out if exponentiate else _blocks.scratch("shifted", out.shape)
+        np.maximum(gap, _EXP_FLOOR, out=shifted)
+        np.exp(shifted, out=shifted)
         total = shifted.sum(axis=0)  # (rows,)
         with np.errstate(divide="ignore"):  # a point with every weight 0 gives log(0) = -inf
-            log_prob_norm[rows] = np.log(total) + row_max
+            log_total = np.log(total)
+        log_prob_norm[rows] = log_total + row_max
         if exponentiate:
-            resp = np.divide(shifted, total, out=out_t[:, rows])
-            np.copyto(resp, 0.0, where=gap <= _EXP_FLOOR)
+            np.copyto(shifted, 0.0, where=shifted <= _EXP_FLOOR_VALUE)  # the floored terms
+            np.divide(shifted, total, out=shifted)
         else:
-            np.subtract(weighted, log_prob_norm[rows], out=out_t[:, rows])
+            np.subtract(gap, log_total, out=gap)
 
     # One pass over the rows: each block's densities are normalised while still in cache.
     _blocks.for_each_block(len(X), _rows_per_block(*means.shape, covariance_type), one_block)
@@ -346,7 +358,12 @@ def _weighted_sums(X, resp):
 
 
 def _weighted_scatter(X, resp, means):
-    """sum_i resp_ik (x_i - mu_k)(x_i - mu_k)^T for every component k, shape (K, d, d)."""
+    """sum_i resp_ik (x_i - mu_k)(x_i - mu_k)^T for every component k, shape (K, d, d).
+
+    The exact way, centred on each component's own mean: :func:`_full_covariances` falls
+    back on it for the components whose moments about the data mean would lose too many
+    digits. It costs two elementwise passes per component, the fast path one in all.
+    """
     n_samples, n_features = X.shape
     n_components = resp.shape[1]
     # Work on X^T (d, rows): weighting a sample by sqrt(gamma_ik) then scales a contiguous
@@ -372,6 +389,81 @@ def _weighted_scatter(X, resp, means):
 
     return _blocks.sum_over_blocks(n_samples, step, add_block,
                                    (n_components, n_features, n_features))
+
+
+# The shifted second moments of _full_covariances are off by about 1e-14 x amplification,
+# relative to the scale of a covariance (measured; tests/test_mixture.py checks 1e-12 at the
+# limit). Past this amplification a component is computed again about its own mean.
+MAX_AMPLIFICATION = 100.0
+
+
+def _moments_about(X, resp, center):
+    """Sums and second moments of y = x - center weighted by each component, in one pass.
+
+    Returns (K*(d+1), d): rows k*d .. k*d+d-1 hold sum_i resp_ik y_i y_i^T, the last K rows
+    sum_i resp_ik y_i. Both come out of one matrix product per block: [resp_ik y_ia ;
+    resp_ik] (K*(d+1), rows) @ y (rows, d). The left factor is the only elementwise work,
+    one multiply per element; it is built component-major, y^T as rows of the block, so
+    that every NumPy loop runs along the block's rows.
+    """
+    n_samples, n_features = X.shape
+    n_components = resp.shape[1]
+    k_times_d = n_components * n_features
+    step = _blocks.rows_per_block(8 * (k_times_d + n_components + n_features), minimum=256)
+
+    def add_block(rows, total):
+        n_rows = rows.stop - rows.start
+        # y, then its transpose: reading X's rows in order and transposing in cache is
+        # twice as fast as subtracting straight into the transposed layout.
+        y = np.subtract(X[rows], center, out=_blocks.scratch("centred", (n_rows, n_features)))
+        y_t = _blocks.scratch("centred_t", (n_features, n_rows))  # (d, rows)
+        np.copyto(y_t, y.T)
+        resp_t = resp[rows].T  # (K, rows)
+        left = _blocks.scratch("weighted_t", (k_times_d + n_components, n_rows))
+        np.multiply(resp_t[:, np.newaxis, :], y_t,
+                    out=left[:k_times_d].reshape(n_components, n_features, n_rows))
+        left[k_times_d:] = resp_t
+        total += left @ y
+
+    return _blocks.sum_over_blocks(n_samples, step, add_block,
+                                   (k_times_d + n_components, n_features))
+
+
+def _full_covariances(X, resp, nk):
+    r"""Means (K, d) and covariances (K, d, d), before ``reg_covar``, for 'full'.
+
+    Fast path, about the data mean c, for all components in one pass over the data:
+    with y = x - c, :math:`\mu_k = c + m_k`, :math:`m_k = \frac{1}{N_k}\sum_i \gamma_{ik} y_i`,
+    :math:`\Sigma_k = \frac{1}{N_k}\sum_i \gamma_{ik} y_i y_i^\top - m_k m_k^\top`.
+    The subtraction cancels the digits that the two terms share: the rounding error grows
+    with the *amplification* A = (second moment about c) / (variance), the largest over the
+    d coordinates, to about 1e-14 A relative to the covariance's scale. A is close to 1 when
+    a component sits inside the bulk of the data (the mixtures of chapters 1 and 5 stay
+    below 100) and grows with the squared distance of its mean from c in units of its
+    spread. A component with A > MAX_AMPLIFICATION (or a non-positive variance) is computed
+    again exactly, centred on its own mean (:func:`_weighted_scatter`): a far, tight
+    component loses nothing.
+    """
+    n_features = X.shape[1]
+    n_components = resp.shape[1]
+    # Any point inside the bulk of the data will do as c: the mean of every 16th row
+    # costs a sixteenth of the mean's pass over X, which would run on one core.
+    center = X[::16].mean(axis=0)  # (d,)
+    moments = _moments_about(X, resp, center)
+    shift = moments[n_components * n_features:] / nk[:, np.newaxis]  # m_k, (K, d)
+    means = center + shift
+    second = moments[: n_components * n_features].reshape(n_components, n_features, n_features)
+    second = 0.5 * (second + second.transpose(0, 2, 1)) / nk[:, np.newaxis, np.newaxis]
+    covariances = second - shift[:, :, np.newaxis] * shift[:, np.newaxis, :]
+    variances = np.diagonal(covariances, axis1=1, axis2=2)  # (K, d)
+    raw = np.diagonal(second, axis1=1, axis2=2)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        amplification = np.where(variances > 0, raw / variances, np.inf).max(axis=1)  # (K,)
+    redo = np.flatnonzero(amplification > MAX_AMPLIFICATION)
+    if redo.size:
+        exact = _weighted_scatter(X, np.ascontiguousarray(resp[:, redo]), means[redo])
+        covariances[redo] = exact / nk[redo, np.newaxis, np.newaxis]
+    return means, covariances
 
 
 def m_step(X, resp, reg_covar=1e-6, covariance_type="full"):
@@ -404,12 +496,12 @@ def m_step(X, resp, reg_covar=1e-6, covariance_type="full"):
     n_components = resp.shape[1]
     # + 10 eps: an empty component has N_k > 0, so no division by zero below.
     nk = resp.sum(axis=0) + 10 * np.finfo(resp.dtype).eps  # (K,)
-    means = _weighted_sums(X, resp) / nk[:, np.newaxis]  # (K, d)
     weights = nk / nk.sum()
     if covariance_type == "full":
-        covariances = _weighted_scatter(X, resp, means) / nk[:, np.newaxis, np.newaxis]
+        means, covariances = _full_covariances(X, resp, nk)
         covariances[:, np.arange(n_features), np.arange(n_features)] += reg_covar
         return weights, means, covariances
+    means = _weighted_sums(X, resp) / nk[:, np.newaxis]  # (K, d)
 
     # diag / spherical: E[(x - c)^2] - (mu - c)^2 (as scikit-learn), about the data mean c
     # so that the subtraction loses little; an (n, K, d) temporary would cost far more.

@@ -492,6 +492,64 @@ def test_full_m_step_is_exact_for_a_far_collapsed_component():
     np.testing.assert_allclose(covariances[1], np.cov(X[20:].T, bias=True), rtol=1e-12)
 
 
+def two_tight_clusters(distance, d=6, n_per=400, seed=23):
+    """Two unit-spread clusters ``distance`` apart (plus an offset), hard responsibilities."""
+    rng = np.random.default_rng(seed)
+    X = np.vstack([rng.normal(size=(n_per, d)) @ (np.eye(d) + 0.3 * rng.normal(size=(d, d))),
+                   rng.normal(size=(n_per, d)) + distance]) + 7.0
+    resp = np.zeros((2 * n_per, 2))
+    resp[:n_per, 0] = resp[n_per:, 1] = 1.0
+    return X, resp
+
+
+def scale_relative_error(covariances, expected):
+    """max |C - E|_ab / sqrt(E_aa E_bb): the error measured against each entry's scale."""
+    scale = np.sqrt(np.diagonal(expected, axis1=1, axis2=2))
+    return np.max(np.abs(covariances - expected) / (scale[:, :, None] * scale[:, None, :]))
+
+
+def spy_on_exact_scatter(monkeypatch):
+    """Record the components that the M-step recomputes about their own means."""
+    redone = []
+    exact = mixture._weighted_scatter
+
+    def spy(X, resp, means):
+        redone.append(resp.shape[1])
+        return exact(X, resp, means)
+
+    monkeypatch.setattr(mixture, "_weighted_scatter", spy)
+    return redone
+
+
+def test_full_m_step_moments_about_the_data_mean_are_exact_to_1e_12_below_the_limit(
+        monkeypatch):
+    """Amplification just under MAX_AMPLIFICATION (clusters 12 spreads apart): the one-pass
+    moments about the data mean are used, and are within 1e-12 of the textbook scatter
+    about each component's mean."""
+    redone = spy_on_exact_scatter(monkeypatch)
+    X, resp = two_tight_clusters(distance=12.0)
+    y = X - X[::16].mean(axis=0)  # about the point the kernel uses
+    nk = resp.sum(0)
+    raw = resp.T @ y**2 / nk[:, None]
+    amplification = raw / (raw - (resp.T @ y / nk[:, None]) ** 2)
+    assert 0.5 * mixture.MAX_AMPLIFICATION < amplification.max() < mixture.MAX_AMPLIFICATION
+    _, _, covariances = mixture.m_step(X, resp, reg_covar=0.0)
+    _, _, expected = plain_m_step(X, resp, 0.0, "full")
+    assert redone == [], "no component should need the exact pass here"
+    assert scale_relative_error(covariances, expected) < 1e-12
+
+
+def test_full_m_step_redoes_components_past_the_amplification_limit(monkeypatch):
+    redone = spy_on_exact_scatter(monkeypatch)
+    X, resp = two_tight_clusters(distance=100.0)  # amplification about 3000 and 6000
+    resp = np.hstack([resp, np.full((len(X), 1), 0.5)])  # a third, wide component
+    resp /= resp.sum(1, keepdims=True)
+    _, _, covariances = mixture.m_step(X, resp, reg_covar=0.0)
+    _, _, expected = plain_m_step(X, resp, 0.0, "full")
+    assert redone == [2], "the two tight components, and only they, are redone"
+    assert scale_relative_error(covariances, expected) < 1e-13
+
+
 def test_threads_follow_the_blas_limit_and_settings_are_checked():
     from threadpoolctl import threadpool_limits
 

@@ -31,9 +31,12 @@ which needs one triangular factor per component and no matrix inverse at evaluat
 never a dependency.
 
 Speed: the kernels work on row blocks whose temporaries stay in cache, on as many threads as
-BLAS may use (all of that lives in :mod:`gae_course._blocks`); the full-covariance E-step is
-one matrix product across all components. An EM iteration costs little more than its matrix
-products: ``benchmarks/bench_mixture.py`` measures both.
+BLAS may use (all of that lives in :mod:`gae_course._blocks`). For full covariances the E-step
+is one matrix product across all components, and so is the M-step: the weighted moments of
+every component about the data mean come out of one product per block (see
+:func:`_full_covariances` for what that costs in rounding, and how it is kept under 1e-12).
+An EM iteration costs little more than its matrix products: ``benchmarks/bench_mixture.py``
+measures both.
 """
 
 from __future__ import annotations

@@ -33,7 +33,7 @@ never a dependency.
 Speed: the kernels work on row blocks whose temporaries stay in cache, on as many threads as
 BLAS may use (all of that lives in :mod:`gae_course._blocks`). For full covariances the E-step
 is one matrix product across all components, and so is the M-step: the weighted moments of
-every component about the data mean come out of one product per block (see
+every component about one centre near the data's mean come out of one product per block (see
 :func:`_full_covariances` for what that costs in rounding, and how it is kept under 1e-12).
 An EM iteration costs little more than its matrix products: ``benchmarks/bench_mixture.py``
 measures both.
@@ -51,7 +51,9 @@ from gae_course import _blocks
 COVARIANCE_TYPES = ("full", "diag", "spherical")
 # log-sum-exp treats terms below exp(-700) of the largest as exp(-700): see _expectation.
 _EXP_FLOOR = -700.0
-_EXP_FLOOR_VALUE = math.exp(_EXP_FLOOR)
+# ... and the E-step sets responsibilities below exp(-699) to 0: a margin over the floor,
+# since np.exp need not round exp(-700) to the same last bit as math.exp.
+_ZERO_BELOW = math.exp(_EXP_FLOOR + 1.0)
 INIT_PARAMS = ("kmeans", "k-means++", "random", "random_from_data")
 
 class ConvergenceWarning(UserWarning):
@@ -304,7 +306,7 @@ def _expectation(X, weights, means, precisions_cholesky, covariance_type, expone
 
     :meth:`GaussianMixture.fit` wants gamma itself: exponentiating inside each block reuses
     the exponentials of the log-sum-exp (np.exp is the costliest elementwise operation
-    here), and sets to 0 every gamma below exp(-700) = 1e-304 of the largest one in its row:
+    here), and sets to 0 every gamma below exp(-699) = 3e-304 of the largest one in its row:
     they change nothing, and as subnormal numbers (below 1e-308) they would slow the matrix
     products of the M-step many times over.
     """
@@ -325,15 +327,16 @@ def _expectation(X, weights, means, precisions_cholesky, covariance_type, expone
         gap = np.subtract(out, row_max, out=out)  # (K, rows), <= 0
         # exp of anything below -700 is taken as exp(-700) = 1e-304, which changes a sum of
         # terms >= 1 by nothing, and spares np.exp its underflow path (about 4x slower).
+        # For the responsibilities the exponentials overwrite `out` (gap is not needed
+        # after them); for the log-responsibilities they go to a scratch buffer, keeping gap.
         shifted = out if exponentiate else _blocks.scratch("shifted", out.shape)
         np.maximum(gap, _EXP_FLOOR, out=shifted)
         np.exp(shifted, out=shifted)
-        total = shifted.sum(axis=0)  # (rows,)
-        with np.errstate(divide="ignore"):  # a point with every weight 0 gives log(0) = -inf
-            log_total = np.log(total)
+        total = shifted.sum(axis=0)  # (rows,), >= exp(-700) > 0: its log is finite
+        log_total = np.log(total)
         log_prob_norm[rows] = log_total + row_max
         if exponentiate:
-            np.copyto(shifted, 0.0, where=shifted <= _EXP_FLOOR_VALUE)  # the floored terms
+            np.copyto(shifted, 0.0, where=shifted < _ZERO_BELOW)  # the floored terms
             np.divide(shifted, total, out=shifted)
         else:
             np.subtract(gap, log_total, out=gap)
@@ -364,8 +367,9 @@ def _weighted_scatter(X, resp, means):
     """sum_i resp_ik (x_i - mu_k)(x_i - mu_k)^T for every component k, shape (K, d, d).
 
     The exact way, centred on each component's own mean: :func:`_full_covariances` falls
-    back on it for the components whose moments about the data mean would lose too many
-    digits. It costs two elementwise passes per component, the fast path one in all.
+    back on it for the components whose moments about its centre would lose too many
+    digits. It costs two elementwise passes over the data per component (the one-pass
+    moments cost one multiply per element and component).
     """
     n_samples, n_features = X.shape
     n_components = resp.shape[1]
@@ -394,20 +398,26 @@ def _weighted_scatter(X, resp, means):
                                    (n_components, n_features, n_features))
 
 
-# The shifted second moments of _full_covariances are off by about 1e-14 x amplification,
-# relative to the scale of a covariance (measured; tests/test_mixture.py checks 1e-12 at the
-# limit). Past this amplification a component is computed again about its own mean.
+# _full_covariances's moments about c are off by about 1e-14 x amplification, relative to a
+# covariance's scale (8e-14 at amplification 87 in tests/test_mixture.py). Past this
+# amplification a component is computed again about its own mean, the exact way.
 MAX_AMPLIFICATION = 100.0
 
 
 def _moments_about(X, resp, center):
-    """Sums and second moments of y = x - center weighted by each component, in one pass.
+    """Weighted sums and second moments of y = x - center for every component, in one pass.
 
-    Returns (K*(d+1), d): rows k*d .. k*d+d-1 hold sum_i resp_ik y_i y_i^T, the last K rows
-    sum_i resp_ik y_i. Both come out of one matrix product per block: [resp_ik y_ia ;
-    resp_ik] (K*(d+1), rows) @ y (rows, d). The left factor is the only elementwise work,
-    one multiply per element; it is built component-major, y^T as rows of the block, so
-    that every NumPy loop runs along the block's rows.
+    Returns
+    -------
+    sums : ndarray of shape (K, d)
+        sum_i resp_ik y_i
+    second_moments : ndarray of shape (K, d, d)
+        sum_i resp_ik y_i y_i^T
+
+    Both come out of one matrix product per block: [resp_ik y_ia ; resp_ik]
+    (K*(d+1), rows) @ y (rows, d). The left factor is the only elementwise work, one
+    multiply per element; it is built component-major from y^T, so that every NumPy loop
+    runs along the block's rows.
     """
     n_samples, n_features = X.shape
     n_components = resp.shape[1]
@@ -428,43 +438,50 @@ def _moments_about(X, resp, center):
         left[k_times_d:] = resp_t
         total += left @ y
 
-    return _blocks.sum_over_blocks(n_samples, step, add_block,
-                                   (k_times_d + n_components, n_features))
+    total = _blocks.sum_over_blocks(n_samples, step, add_block,
+                                    (k_times_d + n_components, n_features))
+    return total[k_times_d:], total[:k_times_d].reshape(n_components, n_features, n_features)
 
 
 def _full_covariances(X, resp, nk):
     r"""Means (K, d) and covariances (K, d, d), before ``reg_covar``, for 'full'.
 
-    Fast path, about the data mean c, for all components in one pass over the data:
-    with y = x - c, :math:`\mu_k = c + m_k`, :math:`m_k = \frac{1}{N_k}\sum_i \gamma_{ik} y_i`,
-    :math:`\Sigma_k = \frac{1}{N_k}\sum_i \gamma_{ik} y_i y_i^\top - m_k m_k^\top`.
-    The subtraction cancels the digits that the two terms share: the rounding error grows
+    The textbook M-step (PRML eqs. 9.24-9.25) in one pass over the data for all components:
+    with a centre c (below) and y = x - c,
+
+    .. math::
+
+        \mu_k = \frac{1}{N_k}\sum_i \gamma_{ik} x_i, \qquad
+        \Sigma_k = \frac{1}{N_k}\sum_i \gamma_{ik} y_i y_i^\top - m_k m_k^\top,
+        \quad m_k = \frac{1}{N_k}\sum_i \gamma_{ik} y_i = \mu_k - c.
+
+    The subtraction cancels the digits that its two terms share: the rounding error grows
     with the *amplification* A = (second moment about c) / (variance), the largest over the
-    d coordinates, to about 1e-14 A relative to the covariance's scale. A is close to 1 when
-    a component sits inside the bulk of the data (the mixtures of chapters 1 and 5 stay
-    below 100) and grows with the squared distance of its mean from c in units of its
-    spread. A component with A > MAX_AMPLIFICATION (or a non-positive variance) is computed
-    again exactly, centred on its own mean (:func:`_weighted_scatter`): a far, tight
-    component loses nothing.
+    d coordinates, to about 1e-14 A relative to the covariance's scale. A is close to 1 for
+    a component inside the bulk of the data and grows with the squared distance of its mean
+    from c in units of its spread. A component with A > MAX_AMPLIFICATION (or a variance
+    that comes out non-positive while its second moment does not) is computed again
+    exactly, centred on its own mean (:func:`_weighted_scatter`): a far, tight component
+    loses nothing.
     """
-    n_features = X.shape[1]
-    n_components = resp.shape[1]
-    # Any point inside the bulk of the data will do as c: the mean of every 16th row
-    # costs a sixteenth of the mean's pass over X, which would run on one core.
+    # c: any point inside the bulk of the data will do. The mean of every 16th row costs a
+    # sixteenth of the mean's pass over X, which would run on one core.
     center = X[::16].mean(axis=0)  # (d,)
-    moments = _moments_about(X, resp, center)
-    shift = moments[n_components * n_features:] / nk[:, np.newaxis]  # m_k, (K, d)
-    means = center + shift
-    second = moments[: n_components * n_features].reshape(n_components, n_features, n_features)
-    second = 0.5 * (second + second.transpose(0, 2, 1)) / nk[:, np.newaxis, np.newaxis]
-    covariances = second - shift[:, :, np.newaxis] * shift[:, np.newaxis, :]
+    sums, second_moments = _moments_about(X, resp, center)
+    counts = resp.sum(axis=0)  # (K,), sum_i gamma_ik; nk adds 10 eps to it
+    means = (center * counts[:, np.newaxis] + sums) / nk[:, np.newaxis]  # sum gamma x / nk
+    offsets = sums / nk[:, np.newaxis]  # m_k, (K, d)
+    second_moments = 0.5 * (second_moments + second_moments.transpose(0, 2, 1))  # symmetric
+    second_moments /= nk[:, np.newaxis, np.newaxis]
+    covariances = second_moments - offsets[:, :, np.newaxis] * offsets[:, np.newaxis, :]
     variances = np.diagonal(covariances, axis1=1, axis2=2)  # (K, d)
-    raw = np.diagonal(second, axis1=1, axis2=2)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        amplification = np.where(variances > 0, raw / variances, np.inf).max(axis=1)  # (K,)
-    redo = np.flatnonzero(amplification > MAX_AMPLIFICATION)
+    about_c = np.diagonal(second_moments, axis1=1, axis2=2)  # (K, d)
+    # A > MAX_AMPLIFICATION, written so that 0 / 0 (a coordinate that never varies, an
+    # empty component: exact here too) passes and a NaN or a negative variance does not.
+    too_amplified = ~(about_c <= MAX_AMPLIFICATION * variances)  # (K, d)
+    redo = np.flatnonzero(too_amplified.any(axis=1))
     if redo.size:
-        exact = _weighted_scatter(X, np.ascontiguousarray(resp[:, redo]), means[redo])
+        exact = _weighted_scatter(X, resp[:, redo], means[redo])
         covariances[redo] = exact / nk[redo, np.newaxis, np.newaxis]
     return means, covariances
 

@@ -509,12 +509,12 @@ def scale_relative_error(covariances, expected):
 
 
 def spy_on_exact_scatter(monkeypatch):
-    """Record the components that the M-step recomputes about their own means."""
+    """Record the responsibilities of the components the M-step recomputes exactly."""
     redone = []
     exact = mixture._weighted_scatter
 
     def spy(X, resp, means):
-        redone.append(resp.shape[1])
+        redone.append(resp.copy())
         return exact(X, resp, means)
 
     monkeypatch.setattr(mixture, "_weighted_scatter", spy)
@@ -537,6 +537,7 @@ def test_full_m_step_moments_about_the_data_mean_are_exact_to_1e_12_below_the_li
     _, _, expected = plain_m_step(X, resp, 0.0, "full")
     assert redone == [], "no component should need the exact pass here"
     assert scale_relative_error(covariances, expected) < 1e-12
+    np.testing.assert_array_equal(covariances, covariances.transpose(0, 2, 1))
 
 
 def test_full_m_step_redoes_components_past_the_amplification_limit(monkeypatch):
@@ -546,8 +547,43 @@ def test_full_m_step_redoes_components_past_the_amplification_limit(monkeypatch)
     resp /= resp.sum(1, keepdims=True)
     _, _, covariances = mixture.m_step(X, resp, reg_covar=0.0)
     _, _, expected = plain_m_step(X, resp, 0.0, "full")
-    assert redone == [2], "the two tight components, and only they, are redone"
+    assert len(redone) == 1, "one exact pass, for the far components together"
+    np.testing.assert_array_equal(redone[0], resp[:, :2])  # the two tight ones, not the wide
     assert scale_relative_error(covariances, expected) < 1e-13
+
+
+def test_full_m_step_empty_component_and_constant_coordinate_need_no_exact_pass(monkeypatch):
+    """0 / 0 amplification (a component with no responsibility, a coordinate that never
+    varies) is exact on the fast path: no redo, and the textbook values."""
+    redone = spy_on_exact_scatter(monkeypatch)
+    rng = np.random.default_rng(24)
+    X = np.hstack([rng.normal(size=(300, 3)), np.zeros((300, 1))])  # a dead unit
+    resp = np.hstack([rng.dirichlet(np.ones(2), size=300), np.zeros((300, 1))])  # empty 3rd
+    _, means, covariances = mixture.m_step(X, resp, reg_covar=0.0)
+    _, plain_means, plain_covariances = plain_m_step(X, resp, 0.0, "full")
+    assert redone == []
+    np.testing.assert_array_equal(means[2], 0.0)  # sum gamma x / N_k, as the textbook's
+    np.testing.assert_array_equal(covariances[2], 0.0)
+    np.testing.assert_array_equal(covariances[:, 3, :], 0.0)
+    np.testing.assert_allclose(means, plain_means, rtol=1e-12, atol=1e-15)
+    np.testing.assert_allclose(covariances, plain_covariances, rtol=1e-12, atol=1e-15)
+
+
+def test_fit_responsibilities_below_the_floor_are_exactly_zero():
+    """The E-step used by fit sets far-off responsibilities to 0 (no subnormal numbers reach
+    the M-step's products) and leaves the others untouched."""
+    means = np.array([[0.0, 0.0], [3.0, 0.0]])
+    prec_chol = mixture.compute_precision_cholesky(np.stack([np.eye(2)] * 2))
+    X = np.array([[1000.0, 0.0], [1.0, 0.5], [-500.0, 0.0]])
+    weights = np.array([0.5, 0.5])
+    resp_t, log_prob_norm = mixture._expectation(X, weights, means, prec_chol, "full",
+                                                 exponentiate=True)
+    log_resp, plain_norm = mixture.e_step(X, weights, means, prec_chol)
+    assert resp_t[0, 0] == 0.0 and resp_t[1, 0] == 1.0  # exp(-2995.5) of the other
+    assert resp_t[1, 2] == 0.0 and resp_t[0, 2] == 1.0  # exp(-1504.5)
+    np.testing.assert_allclose(resp_t[:, 1], np.exp(log_resp[1]), rtol=1e-14)
+    np.testing.assert_allclose(log_prob_norm, plain_norm, rtol=1e-14)
+    assert log_resp[0, 0] < -2990, "e_step itself keeps the exact log, unfloored"
 
 
 def test_threads_follow_the_blas_limit_and_settings_are_checked():

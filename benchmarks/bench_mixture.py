@@ -118,10 +118,11 @@ def row_block_times(n, work, repeats):
     return best
 
 
-def mapped_product(left, right, repeats):
-    """Seconds for left (a, q) @ right (q, n), whole or cut into blocks of its n columns.
+def mapped_product(left, right):
+    """A timer for left (a, q) @ right (q, n), whole or cut into blocks of its n columns.
 
     The E-step's shape: every block of rows of the data gives its own block of output.
+    Returns ``seconds(repeats)``; the operands are made here, once.
     """
     n = right.shape[1]
     right_t = np.ascontiguousarray(right.T)  # (n, q): a block of rows is contiguous
@@ -130,33 +131,39 @@ def mapped_product(left, right, repeats):
         out = _blocks.scratch("bound_out", (left.shape[0], rows.stop - rows.start))
         np.matmul(left, right_t[rows].T, out=out)
 
-    return min(best_time(lambda: left @ right, repeats), row_block_times(n, work, repeats))
+    return lambda repeats: min(best_time(lambda: left @ right, repeats),
+                               row_block_times(n, work, repeats))
 
 
-def summed_products(n, block_operands, repeats):
-    """Seconds for a sum over the n data rows (the M-step's shape), cut into row blocks.
+def summed_products(whole_pairs, block_operands):
+    """A timer for a sum over the n data rows (the M-step's shape): whole, or in row blocks.
 
-    ``block_operands(n_rows)`` gives the (left, right) pairs of one block: contiguous
-    buffers of ``n_rows`` rows, made once and reused, as the package's kernels build each
-    block's factors in reused buffers.
+    ``whole_pairs``: the (left (a, n), right (n, b)) pairs as one call each.
+    ``block_operands(n_rows)`` gives the pairs of one block: contiguous buffers of
+    ``n_rows`` rows, made once here and reused, as the package's kernels build each block's
+    factors in reused buffers. Returns ``seconds(repeats)``.
     """
+    n = whole_pairs[0][1].shape[0]
     sizes = {size for block_rows in BOUND_BLOCK_ROWS for size in (block_rows, n % block_rows)}
-    operands = {size: block_operands(size) for size in sizes if size}  # made before timing
+    operands = {size: block_operands(size) for size in sizes if size}
 
     def work(rows):
         for left, right in operands[rows.stop - rows.start]:
             left @ right
 
-    return row_block_times(n, work, repeats)
+    return lambda repeats: min(
+        best_time(lambda: [left @ right for left, right in whole_pairs], repeats),
+        row_block_times(n, work, repeats))
 
 
-def product_bound(X, n_components, covariance_type, repeats):
-    """Seconds that the matrix products of one EM iteration take alone (same threads).
+def product_bound(X, n_components, covariance_type):
+    """A timer for the matrix products of one EM iteration alone (same threads).
 
-    Random factors of the right shapes stand in for the fitted ones (the time of a product
-    does not depend on its values). Each product is timed as one call, as row blocks in a
-    loop and as row blocks on the package's thread pool, and the fastest is kept, so that
-    the bound is as tight as this machine allows with the given threads.
+    Returns ``seconds(repeats)``; the operands are made once, here. Random factors of the
+    right shapes stand in for the fitted ones (the time of a product does not depend on its
+    values). Each product is timed as one call, as row blocks in a loop and as row blocks
+    on the package's thread pool, and the fastest is kept, so that the bound is as tight as
+    this machine allows with the given threads.
     Full covariances: the E-step's [U_1 ... U_K; -mu U]^T [x, 1]^T, shape (K*d, d+1) x
     (d+1, n), and the M-step's weighted second moments of every component, the faster of
     one product (K*(d+1), n) x (n, d) (what the package does) and K symmetric products
@@ -168,34 +175,29 @@ def product_bound(X, n_components, covariance_type, repeats):
 
     if covariance_type == "full":
         x_and_one_t = np.vstack([X.T, np.ones((1, n))])  # (d+1, n)
-        e_step = mapped_product(rng.normal(size=(K * d, d + 1)), x_and_one_t, repeats)
-        weighted = rng.normal(size=(K * (d + 1), n))
-        stacked = min(
-            best_time(lambda: weighted @ X, repeats),  # (K*(d+1), n) @ (n, d)
-            summed_products(n, lambda m: [(rng.normal(size=(K * (d + 1), m)),
-                                           rng.normal(size=(m, d)))], repeats))
+        e_step = mapped_product(rng.normal(size=(K * d, d + 1)), x_and_one_t)
+        stacked = summed_products(  # (K*(d+1), n) @ (n, d)
+            [(rng.normal(size=(K * (d + 1), n)), X)],
+            lambda m: [(rng.normal(size=(K * (d + 1), m)), rng.normal(size=(m, d)))])
         scaled = [np.ascontiguousarray(X.T) * rng.uniform(size=n) for _ in range(K)]
 
         def symmetric_blocks(m):
             w = rng.normal(size=(m, d))
             return [(w.T, w)] * K  # w.T @ w: NumPy calls the symmetric product (syrk)
 
-        per_component = min(
-            best_time(lambda: [w @ w.T for w in scaled], repeats),  # K x (d, n) @ (n, d)
-            summed_products(n, symmetric_blocks, repeats))
-        return e_step + min(stacked, per_component)
+        per_component = summed_products([(w, w.T) for w in scaled], symmetric_blocks)
+        return lambda repeats: e_step(repeats) + min(stacked(repeats), per_component(repeats))
     resp_t = rng.dirichlet(np.ones(K), size=n).T.copy()  # (K, n)
     squares = X**2
     columns_t = rng.normal(size=(K, d))
-    e_step = mapped_product(columns_t, X.T, repeats)
-    sums = [(resp_t, X)] + ([(resp_t, squares)] if covariance_type == "diag" else [])
-    m_step = min(
-        best_time(lambda: [left @ right for left, right in sums], repeats),
-        summed_products(n, lambda m: [(rng.normal(size=(K, m)), rng.normal(size=(m, d)))]
-                        * len(sums), repeats))
-    if covariance_type == "diag":  # the squares go through the E-step's products again
-        e_step += mapped_product(columns_t, squares.T, repeats)
-    return e_step + m_step
+    e_steps = [mapped_product(columns_t, X.T)]
+    sums = [(resp_t, X)]
+    if covariance_type == "diag":  # the squares go through the same products again
+        e_steps.append(mapped_product(columns_t, squares.T))
+        sums.append((resp_t, squares))
+    m_step = summed_products(
+        sums, lambda m: [(rng.normal(size=(K, m)), rng.normal(size=(m, d)))] * len(sums))
+    return lambda repeats: sum(e_step(repeats) for e_step in e_steps) + m_step(repeats)
 
 
 def load_baseline(path):
@@ -223,11 +225,12 @@ def run_case(name, repeats, baseline=None, seed=0):
         estimators["baseline"] = baseline.GaussianMixture
     best = dict.fromkeys([*estimators, "bound"], np.inf)
     fitted = {}
+    bound = product_bound(X, n_components, covariance_type)
     for _ in range(repeats):
         for key, estimator in estimators.items():
             seconds, fitted[key] = time_fit(lambda: estimator(**settings, **init), X, 1)
             best[key] = min(best[key], seconds / fitted[key].n_iter_)
-        best["bound"] = min(best["bound"], product_bound(X, n_components, covariance_type, 1))
+        best["bound"] = min(best["bound"], bound(1))
     ours, sk = fitted["ours"], fitted["sklearn"]
     row = {
         "case": f"{name}: {n_samples}x{n_features}, K={n_components}",

@@ -443,8 +443,10 @@ def _moments_about(X, resp, center):
     return total[k_times_d:], total[:k_times_d].reshape(n_components, n_features, n_features)
 
 
-def _full_covariances(X, resp, nk):
+def _full_covariances(X, resp, counts, nk):
     r"""Means (K, d) and covariances (K, d, d), before ``reg_covar``, for 'full'.
+
+    ``counts`` (K,) holds sum_i gamma_ik, ``nk`` the N_k that :func:`m_step` divides by.
 
     The textbook M-step (PRML eqs. 9.24-9.25) in one pass over the data for all components:
     with a centre c (below) and y = x - c,
@@ -468,7 +470,6 @@ def _full_covariances(X, resp, nk):
     # sixteenth of the mean's pass over X, which would run on one core.
     center = X[::16].mean(axis=0)  # (d,)
     sums, second_moments = _moments_about(X, resp, center)
-    counts = resp.sum(axis=0)  # (K,), sum_i gamma_ik; nk adds 10 eps to it
     means = (center * counts[:, np.newaxis] + sums) / nk[:, np.newaxis]  # sum gamma x / nk
     offsets = sums / nk[:, np.newaxis]  # m_k, (K, d)
     second_moments = 0.5 * (second_moments + second_moments.transpose(0, 2, 1))  # symmetric
@@ -514,11 +515,12 @@ def m_step(X, resp, reg_covar=1e-6, covariance_type="full"):
     _check_covariance_type(covariance_type)
     n_samples, n_features = X.shape
     n_components = resp.shape[1]
+    counts = resp.sum(axis=0)  # (K,)
     # + 10 eps: an empty component has N_k > 0, so no division by zero below.
-    nk = resp.sum(axis=0) + 10 * np.finfo(resp.dtype).eps  # (K,)
+    nk = counts + 10 * np.finfo(resp.dtype).eps  # (K,)
     weights = nk / nk.sum()
     if covariance_type == "full":
-        means, covariances = _full_covariances(X, resp, nk)
+        means, covariances = _full_covariances(X, resp, counts, nk)
         covariances[:, np.arange(n_features), np.arange(n_features)] += reg_covar
         return weights, means, covariances
     means = _weighted_sums(X, resp) / nk[:, np.newaxis]  # (K, d)

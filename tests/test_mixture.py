@@ -524,8 +524,8 @@ def spy_on_exact_scatter(monkeypatch):
 def test_full_m_step_moments_about_the_data_mean_are_exact_to_1e_12_below_the_limit(
         monkeypatch):
     """Amplification just under MAX_AMPLIFICATION (clusters 12 spreads apart): the one-pass
-    moments about the data mean are used, and are within 1e-12 of the textbook scatter
-    about each component's mean."""
+    moments about the kernel's centre are used, and are within 1e-12 of the textbook
+    scatter about each component's mean."""
     redone = spy_on_exact_scatter(monkeypatch)
     X, resp = two_tight_clusters(distance=12.0)
     y = X - X[::16].mean(axis=0)  # about the point the kernel uses

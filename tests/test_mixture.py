@@ -417,10 +417,10 @@ def plain_m_step(X, resp, reg_covar, covariance_type):
     return nk / nk.sum(), means, covariances
 
 
-def blocked_problem(covariance_type, seed=20):
+def blocked_problem(covariance_type, seed=20, d=5):
     rng = np.random.default_rng(seed)
-    X = blobs(rng, n_per=700, d=5) + 3.0  # 2100 rows: many blocks of every size below
-    weights, means, covariances = random_params(rng, 4, 5, covariance_type)
+    X = blobs(rng, n_per=700, d=d) + 3.0  # 2100 rows: many blocks of every size below
+    weights, means, covariances = random_params(rng, 4, d, covariance_type)
     resp = rng.dirichlet(np.ones(4), size=len(X))
     return X, weights, means, covariances, resp
 
@@ -435,8 +435,10 @@ def all_kernels(X, weights, means, covariances, resp, covariance_type):
 
 @pytest.mark.parametrize("covariance_type", COVARIANCE_TYPES)
 @pytest.mark.parametrize("workers, block_rows", [(1, None), (2, None), (2, 37), (1, 1)])
-def test_blocked_threaded_kernels_match_the_plain_version(covariance_type, workers, block_rows):
-    X, weights, means, covariances, resp = blocked_problem(covariance_type)
+@pytest.mark.parametrize("d", [5, 16])  # one column group; four (see _column_groups)
+def test_blocked_threaded_kernels_match_the_plain_version(covariance_type, workers, block_rows,
+                                                          d):
+    X, weights, means, covariances, resp = blocked_problem(covariance_type, d=d)
     with _blocks.settings(workers=workers, block_rows=block_rows):
         log_resp, log_prob_norm, _, w, m, c = all_kernels(X, weights, means, covariances, resp,
                                                           covariance_type)
@@ -478,6 +480,58 @@ def test_fit_on_two_threads_equals_fit_on_one():
     np.testing.assert_allclose(one.log_likelihood_history_, two.log_likelihood_history_,
                                rtol=1e-12)
     np.testing.assert_allclose(one.covariances_, two.covariances_, rtol=1e-12, atol=1e-15)
+
+
+def test_column_groups_cut_the_features_into_equal_contiguous_groups():
+    for d in range(1, 100):
+        groups = mixture._column_groups(d)
+        widths = {stop - start for start, stop in groups}
+        assert groups[0][0] == 0 and groups[-1][1] == d
+        assert all(a[1] == b[0] for a, b in zip(groups, groups[1:])), "contiguous"
+        assert len(widths) == 1, "equal widths: the E-step sums its squares in one pass"
+        assert len(groups) <= mixture.MAX_COLUMN_GROUPS
+        assert len(groups) == 1 or widths.pop() >= mixture.MIN_GROUP_COLUMNS
+    assert mixture._column_groups(32) == [(0, 8), (8, 16), (16, 24), (24, 32)]
+    assert len(mixture._column_groups(31)) == 1  # a prime: one group, still exact
+
+
+def test_full_log_density_is_the_same_for_any_factor_of_the_precision():
+    """Upper-triangular U (multiplied group by group, skipping its zeros) and the lower
+    factor that precisions_init gives (multiplied whole) must both give scipy's density."""
+    rng = np.random.default_rng(25)
+    K, d = 3, 16  # four column groups
+    _, means, covariances = random_params(rng, K, d, "full")
+    X = rng.normal(size=(500, d)) * 2
+    upper = mixture.compute_precision_cholesky(covariances)
+    lower = np.linalg.cholesky(np.linalg.inv(covariances))
+    factors = {"upper": upper, "lower": lower}
+    expected = np.stack(
+        [multivariate_normal(means[k], covariances[k]).logpdf(X) for k in range(K)], axis=1)
+    got = {name: mixture.log_gaussian_density(X, means, factor) for name, factor in factors.items()}
+    for name, density in got.items():
+        np.testing.assert_allclose(density, expected, rtol=1e-10, err_msg=name)
+        np.testing.assert_allclose(density, got["upper"], rtol=1e-12, err_msg=name)
+
+
+@pytest.mark.parametrize("d", [3, 12, 32])  # one, three and four column groups
+def test_moments_about_a_centre_compute_one_triangle_and_mirror_it(d):
+    rng = np.random.default_rng(26)
+    X = rng.normal(size=(900, d)) @ rng.normal(size=(d, d)) + 2.0
+    resp = rng.dirichlet(np.ones(3), size=len(X))
+    center = X[::16].mean(axis=0)
+    with _blocks.settings(block_rows=100):
+        sums, second_moments = mixture._moments_about(X, resp, center)
+    y = X - center
+    np.testing.assert_allclose(sums, resp.T @ y, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(second_moments, np.einsum("ik,ia,ib->kab", resp, y, y),
+                               rtol=1e-12, atol=1e-12)
+    # entries in two different groups: computed once, and mirrored exactly
+    group = np.concatenate([[g] * (stop - start)
+                            for g, (start, stop) in enumerate(mixture._column_groups(d))])
+    across = group[:, None] != group[None, :]
+    assert across.any() == (d >= 2 * mixture.MIN_GROUP_COLUMNS)
+    np.testing.assert_array_equal(second_moments[:, across],
+                                  second_moments.transpose(0, 2, 1)[:, across])
 
 
 def test_full_m_step_is_exact_for_a_far_collapsed_component():

@@ -18,7 +18,8 @@ iteration take alone with the same threads (see :func:`product_bound`: each prod
 call, as row blocks in a loop, and as row blocks on the package's thread pool, the fastest
 kept); the ratio of an iteration to that bound; for full covariances, the time of the
 products the package's kernels do (fewer than the bound's: they skip the zeros of the
-triangular factors and half of each symmetric moment, see :func:`own_products`) and the ratio
+triangular factors and the blocks below the diagonal of each symmetric moment, see
+:func:`own_products`) and the ratio
 to it, which is what the elementwise work costs; the speed-up over scikit-learn; iterations;
 and the difference of the final mean log-likelihood per sample from scikit-learn's.
 
@@ -167,9 +168,9 @@ def product_bound(X, n_components, covariance_type):
     values). Each product is timed as one call, as row blocks in a loop and as row blocks
     on the package's thread pool, and the fastest is kept, so that the bound is as tight as
     this machine allows with the given threads.
-    Full covariances: the E-step's [U_1 ... U_K; -mu U]^T [x, 1]^T, shape (K*d, d+1) x
+    Full covariances: the E-step's [-mu U; U_1 ... U_K]^T [1, x]^T, shape (K*d, d+1) x
     (d+1, n), and the M-step's weighted second moments of every component, the faster of
-    one product (K*(d+1), n) x (n, d) (what the package does) and K symmetric products
+    one product (K*(d+1), n) x (n, d) (the dense form of the package's) and K symmetric products
     (d, n) x (n, d) (one per component, as scikit-learn does).
     """
     rng = np.random.default_rng(0)
@@ -207,8 +208,8 @@ def own_products(X, n_components):
     """A timer for the products the package's full-covariance kernels do, as they do them.
 
     The bound above is the dense products of one iteration (the yardstick). The kernels do
-    less: the E-step skips the zeros of the triangular U_k and the M-step one mirror-image
-    half of each symmetric second moment, product by product over column groups
+    less: the E-step skips the zeros of the triangular U_k and the M-step the blocks below
+    the diagonal of each symmetric second moment, product by product over column groups
     (``mixture._column_groups``), in row blocks on the package's pool. The ratio of an
     iteration to this time is what the elementwise work around the products costs.
     Returns ``seconds(repeats)``; the operands (random, of the kernels' shapes) are made here.

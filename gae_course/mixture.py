@@ -32,12 +32,12 @@ never a dependency.
 
 Speed: the kernels work on row blocks whose temporaries stay in cache, on as many threads as
 BLAS may use (all of that lives in :mod:`gae_course._blocks`). For full covariances the E-step
-is one matrix product per block across all components, and so is the M-step: the weighted
-moments of every component about one centre near the data's mean come out of one product
-(see :func:`_full_covariances` for what that costs in rounding, and how it is kept under
-1e-12). Each of the two is cut into a few products by column groups (:func:`_column_groups`)
-that skip the zeros of the triangular factors and one half of the symmetric moments: about a
-third fewer operations at d = 32. ``benchmarks/bench_mixture.py`` times an EM iteration
+works on all components at once, and so does the M-step: the weighted moments of every
+component about one centre near the data's mean come out of the same products (see
+:func:`_full_covariances` for what that costs in rounding, and how it is kept under 1e-12).
+Each step does a few products per row block, one per column group (:func:`_column_groups`),
+which skip the zeros of the triangular factors and the blocks below the diagonal of the
+symmetric moments: 36 % fewer operations at d = 32. ``benchmarks/bench_mixture.py`` times an EM iteration
 against its matrix products.
 """
 
@@ -186,8 +186,8 @@ def _log_density_of_block(means, precisions_cholesky, covariance_type, log_weigh
     view into a larger (K, n) array. With ``log_weights`` (K,), it writes
     log pi_k + log N(x | mu_k, Sigma_k) instead. Everything that does not depend on the rows
     is computed here, once per call of a kernel, so that what runs on each row block (see
-    :mod:`gae_course._blocks`) is one or two matrix products and a few elementwise
-    operations on data in cache.
+    :mod:`gae_course._blocks`) is a few matrix products and a few elementwise operations
+    on data in cache.
     """
     n_components, n_features = means.shape
     log_det = _log_det_cholesky(precisions_cholesky, covariance_type, n_features)
@@ -205,7 +205,7 @@ def _log_density_of_block(means, precisions_cholesky, covariance_type, log_weigh
         # An upper-triangular U_k (what compute_precision_cholesky gives) has zeros below its
         # diagonal: output column j needs only x_0 ... x_j. The output columns are cut into
         # a few groups (_column_groups), and group [start, stop) multiplies only the first
-        # stop + 1 inputs [1, x_0 ... x_stop-1]: about a third fewer operations at d = 32.
+        # stop + 1 inputs [1, x_0 ... x_stop-1]: 36 % fewer operations at d = 32.
         # The lower-triangular factor that precisions_init gives (U U^T = Sigma^-1 as well)
         # is multiplied out whole, as one group.
         triangular = np.array_equal(precisions_cholesky, np.triu(precisions_cholesky))
@@ -271,8 +271,8 @@ def _column_groups(n_features):
 
     Where a product's result has structure (the triangular U_k of the E-step, the symmetric
     second moments of the M-step), a group of output columns [start, stop) needs only part
-    of the input, and the products done group by group skip most of the zeros or the
-    mirror-image half that one whole product would compute. Equal widths let the E-step sum
+    of the input, and the products done group by group skip most of the zeros, or most of
+    the mirror-image half, that one whole product would compute. Equal widths let the E-step sum
     its squares over all groups in one pass. The most groups, up to MAX_COLUMN_GROUPS, that
     divide ``n_features`` into widths of at least MIN_GROUP_COLUMNS; else one group.
     """
@@ -450,15 +450,16 @@ def _moments_about(X, resp, center):
     sums : ndarray of shape (K, d)
         sum_i resp_ik y_i
     second_moments : ndarray of shape (K, d, d)
-        sum_i resp_ik y_i y_i^T, symmetric (one triangle of blocks is computed, the other
-        is its mirror image).
+        sum_i resp_ik y_i y_i^T. The blocks below the diagonal are exact mirror images of
+        those above it; the diagonal blocks are symmetric only to rounding
+        (:func:`_full_covariances` symmetrises them).
 
     Both come out of a few matrix products per block: [resp_ik ; resp_ik y_ia] (rows of the
     left factor, the only elementwise work: one multiply per element) times y. Since the
     second moments are symmetric, the coordinates a are cut into groups (_column_groups) and
     the rows of group [start, stop) are multiplied only by the columns b >= start of y; the
     first product also carries the K rows resp_ik, which give the sums. At d = 32 that is
-    about a third fewer operations than one product for every (a, b). The left factor is
+    36 % fewer operations than one product for every (a, b). The left factor is
     built component-major from y^T, so that every NumPy loop runs along the block's rows.
     """
     n_samples, n_features = X.shape

@@ -19,9 +19,9 @@ call, as row blocks in a loop, and as row blocks on the package's thread pool, t
 kept); the ratio of an iteration to that bound; for full covariances, the time of the
 products the package's kernels do (fewer than the bound's: they skip the zeros of the
 triangular factors and the blocks below the diagonal of each symmetric moment, see
-:func:`own_products`) and the ratio
-to it, which is what the elementwise work costs; the speed-up over scikit-learn; iterations;
-and the difference of the final mean log-likelihood per sample from scikit-learn's.
+:func:`own_products`) and the ratio to it, which is what the elementwise work costs; the
+speed-up over scikit-learn; iterations; and the difference of the final mean log-likelihood
+per sample from scikit-learn's.
 
 The 32-dimensional data are drawn from a random mixture with correlated components, so EM
 needs a realistic number of iterations; the 784-dimensional "pixel" data mimic chapter 1's
@@ -106,6 +106,12 @@ def best_time(function, repeats):
 BOUND_BLOCK_ROWS = (256, 744, 2048)
 
 
+def block_sizes(n):
+    """Every number of rows a block has when ``n`` rows are cut by each BOUND_BLOCK_ROWS."""
+    return {size for block_rows in BOUND_BLOCK_ROWS for size in (block_rows, n % block_rows)
+            if size}
+
+
 def row_block_times(n, work, repeats):
     """Best seconds of ``work(rows)`` over every row block: serially and on the pool.
 
@@ -148,8 +154,7 @@ def summed_products(whole_pairs, block_operands):
     factors in reused buffers. Returns ``seconds(repeats)``.
     """
     n = whole_pairs[0][1].shape[0]
-    sizes = {size for block_rows in BOUND_BLOCK_ROWS for size in (block_rows, n % block_rows)}
-    operands = {size: block_operands(size) for size in sizes if size}
+    operands = {size: block_operands(size) for size in block_sizes(n)}
 
     def work(rows):
         for left, right in operands[rows.stop - rows.start]:
@@ -170,8 +175,8 @@ def product_bound(X, n_components, covariance_type):
     this machine allows with the given threads.
     Full covariances: the E-step's [-mu U; U_1 ... U_K]^T [1, x]^T, shape (K*d, d+1) x
     (d+1, n), and the M-step's weighted second moments of every component, the faster of
-    one product (K*(d+1), n) x (n, d) (the dense form of the package's) and K symmetric products
-    (d, n) x (n, d) (one per component, as scikit-learn does).
+    one product (K*(d+1), n) x (n, d) (the dense form of the package's) and K symmetric
+    products (d, n) x (n, d) (one per component, as scikit-learn does).
     """
     rng = np.random.default_rng(0)
     n, d = X.shape
@@ -226,14 +231,15 @@ def own_products(X, n_components):
         for (start, stop), factor in zip(groups, e_factors):
             np.matmul(factor, one_and_x[rows, :stop + 1].T, out=y[K * start:K * stop])
 
-    sizes = {size for block_rows in BOUND_BLOCK_ROWS for size in (block_rows, n % block_rows)}
-    m_operands = {m: (rng.normal(size=(K * (d + 1), m)), rng.normal(size=(m, d)))
-                  for m in sizes if m}
+    width = groups[0][1]
+    # as the kernel: one group's left factor at a time, [resp; resp * y of the group]
+    m_operands = {m: (rng.normal(size=(K * (1 + width), m)), rng.normal(size=(m, d)))
+                  for m in block_sizes(n)}
 
     def m_work(rows):
         left, y = m_operands[rows.stop - rows.start]
-        for start, stop in groups:
-            left[0 if start == 0 else K * (1 + start):K * (1 + stop)] @ y[:, start:]
+        for start, _ in groups:
+            left[0 if start == 0 else K:] @ y[:, start:]
 
     return lambda repeats: row_block_times(n, e_work, repeats) + row_block_times(n, m_work,
                                                                                  repeats)

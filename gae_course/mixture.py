@@ -37,8 +37,8 @@ component about one centre near the data's mean come out of the same products (s
 :func:`_full_covariances` for what that costs in rounding, and how it is kept under 1e-12).
 Each step does a few products per row block, one per column group (:func:`_column_groups`),
 which skip the zeros of the triangular factors and the blocks below the diagonal of the
-symmetric moments: 36 % fewer operations at d = 32. ``benchmarks/bench_mixture.py`` times an EM iteration
-against its matrix products.
+symmetric moments: 36 % fewer operations at d = 32. ``benchmarks/bench_mixture.py`` times an
+EM iteration against its matrix products.
 """
 
 from __future__ import annotations
@@ -213,8 +213,8 @@ def _log_density_of_block(means, precisions_cholesky, covariance_type, log_weigh
         shift = -np.einsum("kd,kde->ke", means, precisions_cholesky)  # (K, d): -mu_k U_k
         factors = []  # (start, stop, factor (K*(stop-start), stop+1)), rows ordered (k, j)
         for start, stop in groups:
-            factor = np.concatenate([shift[:, start:stop, np.newaxis],
-                                     precisions_cholesky[:, :stop, start:stop].transpose(0, 2, 1)],
+            u_columns = precisions_cholesky[:, :stop, start:stop].transpose(0, 2, 1)
+            factor = np.concatenate([shift[:, start:stop, np.newaxis], u_columns],
                                     axis=2)  # (K, stop - start, stop + 1)
             factors.append((start, stop, np.ascontiguousarray(
                 factor.reshape(-1, stop + 1) * math.sqrt(0.5))))
@@ -272,8 +272,8 @@ def _column_groups(n_features):
     Where a product's result has structure (the triangular U_k of the E-step, the symmetric
     second moments of the M-step), a group of output columns [start, stop) needs only part
     of the input, and the products done group by group skip most of the zeros, or most of
-    the mirror-image half, that one whole product would compute. Equal widths let the E-step sum
-    its squares over all groups in one pass. The most groups, up to MAX_COLUMN_GROUPS, that
+    the mirror-image half, that one whole product would compute. Equal widths let the E-step
+    sum its squares over all groups in one pass. The most groups, up to MAX_COLUMN_GROUPS, that
     divide ``n_features`` into widths of at least MIN_GROUP_COLUMNS; else one group.
     """
     n_groups = next(g for g in range(MAX_COLUMN_GROUPS, 0, -1)
@@ -459,8 +459,8 @@ def _moments_about(X, resp, center):
     second moments are symmetric, the coordinates a are cut into groups (_column_groups) and
     the rows of group [start, stop) are multiplied only by the columns b >= start of y; the
     first product also carries the K rows resp_ik, which give the sums. At d = 32 that is
-    36 % fewer operations than one product for every (a, b). The left factor is
-    built component-major from y^T, so that every NumPy loop runs along the block's rows.
+    36 % fewer operations than one product for every (a, b). The left factor is built
+    component-major from y^T, so that every NumPy loop runs along the block's rows.
     """
     n_samples, n_features = X.shape
     n_components = resp.shape[1]
